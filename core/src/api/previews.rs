@@ -1,0 +1,696 @@
+//! The preview of a generation: launch, status, stop, routes, the envelope request and the
+//! effective configuration, all under `/api/v1/generations/{generation_id}/preview`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use previewd_plugin_api::{Endpoint, Project};
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::generations::owned_generation;
+use super::security::UserAuth;
+use super::ApiTags;
+use crate::envelope::EnvelopeRequest;
+use crate::state::AppState;
+use crate::store::{GenerationRecord, PreviewRecord, PreviewStatus};
+use crate::supervisor::{readiness, LaunchError, LaunchOptions};
+
+/// Output lines returned with a failed launch.
+const FAILURE_TAIL: usize = 30;
+
+/// A preview's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Status {
+    /// Dependencies are being installed or the app is starting.
+    Starting,
+    /// The app answers HTTP.
+    Running,
+    /// The app is being stopped.
+    Stopping,
+    /// The app was stopped (by a user, a limit or a restart of previewd).
+    Stopped,
+    /// The app failed to start or exited on its own.
+    Failed,
+}
+
+impl From<PreviewStatus> for Status {
+    fn from(s: PreviewStatus) -> Status {
+        match s {
+            PreviewStatus::Starting => Status::Starting,
+            PreviewStatus::Running => Status::Running,
+            PreviewStatus::Stopping => Status::Stopping,
+            PreviewStatus::Stopped => Status::Stopped,
+            PreviewStatus::Failed => Status::Failed,
+        }
+    }
+}
+
+/// What to launch.
+#[derive(Debug, Default, Object)]
+pub struct LaunchRequest {
+    /// A plugin name overriding detection (`fastapi`, ...).
+    pub framework: Option<String>,
+    /// Extra environment variables for the app.
+    #[oai(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// A launched preview.
+#[derive(Debug, Object)]
+pub struct Launched {
+    /// The preview's id (a new one per launch).
+    pub preview_id: String,
+    /// The generation launched.
+    pub generation_id: String,
+    /// `starting` (202) or, with `?wait=true`, `running` (200).
+    pub status: Status,
+    /// The plugin running it.
+    pub framework: String,
+    /// The app's own port on previewd's host.
+    pub port: u16,
+    /// The transparent proxy address of the app on previewd.
+    pub base_url: String,
+    /// Token for the proxy and the envelope request (`X-Preview-Session`).
+    pub session_token: String,
+    /// When the session token expires.
+    pub session_expires_at: DateTime<Utc>,
+    /// When the preview is stopped at the latest (maximum uptime).
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(ApiResponse)]
+pub enum LaunchResponse {
+    /// With `?wait=true`: the app is running.
+    #[oai(status = 200)]
+    Running(Json<Launched>),
+    /// The launch started; follow the logs or poll the status.
+    #[oai(status = 202)]
+    Accepted(Json<Launched>),
+}
+
+/// A preview's status.
+#[derive(Debug, Object)]
+pub struct PreviewStatusBody {
+    /// The preview's id.
+    pub preview_id: String,
+    /// Where it is in its life.
+    pub status: Status,
+    /// The plugin running it.
+    pub framework: String,
+    /// The app's port.
+    pub port: u16,
+    /// The transparent proxy address.
+    pub base_url: String,
+    /// When the launch began.
+    pub started_at: DateTime<Utc>,
+    /// Seconds since the app first answered HTTP (0 before).
+    pub uptime_seconds: f64,
+    /// Resident memory of all the preview's processes, in bytes.
+    pub memory_bytes: u64,
+    /// CPU use of all its processes since the previous status call, in percent of one core.
+    pub cpu_percent: f64,
+    /// Whether the app is running and accepts connections now.
+    pub healthy: bool,
+    /// Number of routes `/endpoints` lists.
+    pub endpoint_count: u64,
+    /// The app's exit code once it ended (128 + signal when killed by one).
+    pub exit_code: Option<i32>,
+    /// Why it failed or stopped.
+    pub error: Option<String>,
+}
+
+/// Where a route was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum RouteSource {
+    /// Read from the source with tree-sitter, without running the app.
+    Static,
+    /// Reported by the running app itself.
+    Runtime,
+}
+
+/// One route of the app.
+#[derive(Debug, Object)]
+pub struct EndpointInfo {
+    /// HTTP method.
+    pub method: String,
+    /// Path with `{name}` parameters.
+    pub path: String,
+    /// Names of the path parameters.
+    pub path_params: Vec<String>,
+    /// One-line summary.
+    pub summary: Option<String>,
+    /// Longer description (the handler's docstring).
+    pub description: Option<String>,
+    /// Grouping tags.
+    pub tags: Vec<String>,
+    /// File of the handler, relative to the project root.
+    pub file: Option<String>,
+    /// Line of the handler.
+    pub line: Option<u32>,
+    /// `static` or `runtime`.
+    pub source: RouteSource,
+}
+
+/// The app's routes.
+#[derive(Debug, Object)]
+pub struct EndpointList {
+    /// The routes, sorted by path then method.
+    pub endpoints: Vec<EndpointInfo>,
+}
+
+/// An HTTP request to send to the preview.
+#[derive(Debug, Object)]
+pub struct PreviewRequest {
+    /// HTTP method.
+    #[oai(default = "default_method")]
+    pub method: String,
+    /// Path on the app, starting with `/` (it may carry a `?query`). Never a URL.
+    pub path: String,
+    /// Query parameters added to the path's own.
+    #[oai(default)]
+    pub query: BTreeMap<String, String>,
+    /// Request headers.
+    #[oai(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A text body.
+    pub body: Option<String>,
+    /// A binary body, base64-encoded.
+    pub body_base64: Option<String>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+/// The preview's answer.
+#[derive(Debug, Object)]
+pub struct PreviewResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers, names in lower case.
+    pub headers: BTreeMap<String, String>,
+    /// The body, when it is UTF-8 text.
+    pub body: Option<String>,
+    /// The body, base64-encoded, when it is not text.
+    pub body_base64: Option<String>,
+    /// Time from sending to the last byte, in milliseconds.
+    pub elapsed_ms: f64,
+}
+
+/// The plugin chosen for a project.
+#[derive(Debug, Object)]
+pub struct PluginRef {
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// Whether it is built into previewd.
+    pub builtin: bool,
+}
+
+/// How readiness is checked.
+#[derive(Debug, Object)]
+pub struct HealthCheck {
+    /// Always `GET`.
+    pub method: String,
+    /// Path probed; any HTTP answer counts as ready.
+    pub path: String,
+    /// Time between probes, in milliseconds.
+    pub interval_ms: u64,
+    /// How long the app may take to answer, in seconds.
+    pub timeout_seconds: u64,
+}
+
+/// The effective configuration for a generation's preview.
+#[derive(Debug, Object)]
+pub struct PreviewConfig {
+    /// The framework (plugin name) that runs it, or null when none claims the project.
+    pub framework: Option<String>,
+    /// The plugin.
+    pub plugin: Option<PluginRef>,
+    /// Why the plugin claimed the project.
+    pub detection_reason: Option<String>,
+    /// The runtime (`python`, `node`).
+    pub runtime: Option<String>,
+    /// How dependencies are installed (e.g. `uv 0.13.9`, `venv+pip`).
+    pub installer: String,
+    /// The command line (of the latest launch, else the one a launch would use with `$PORT`).
+    pub launch_command: Option<String>,
+    /// Ports previews get, `FIRST-LAST`.
+    pub port_range: String,
+    /// The readiness probe.
+    pub health_check: HealthCheck,
+    /// A preview is stopped this long after launch.
+    pub max_uptime_seconds: u64,
+    /// A preview unused this long is stopped.
+    pub idle_timeout_seconds: u64,
+    /// Lifetime of a session token.
+    pub session_timeout_seconds: u64,
+    /// Previews one user may run at once.
+    pub max_previews_per_user: u64,
+}
+
+/// Preview operations.
+pub struct PreviewsApi;
+
+#[OpenApi(prefix_path = "/api/v1/generations", tag = "ApiTags::Previews")]
+impl PreviewsApi {
+    /// Launch a preview
+    ///
+    /// Detects the framework (or uses `framework`), installs dependencies, starts the app on a
+    /// port of its own and checks that it answers HTTP. Answers 202 at once with status
+    /// `starting`; with `?wait=true`, 200 once it runs or 422 with the reason and the app's last
+    /// output lines if it fails. The body may be omitted.
+    #[oai(
+        path = "/:generation_id/preview/launch",
+        method = "post",
+        operation_id = "launchPreview"
+    )]
+    async fn launch(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: UserAuth,
+        generation_id: Path<String>,
+        /// Wait until the app runs or fails.
+        #[oai(default)]
+        wait: Query<bool>,
+        body: Json<Option<LaunchRequest>>,
+    ) -> ApiResult<LaunchResponse> {
+        let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
+        let request = body.0.unwrap_or_default();
+        let options = LaunchOptions {
+            framework: request.framework.filter(|f| !f.trim().is_empty()),
+            env: request.env,
+        };
+        let mut record = state
+            .supervisor
+            .launch(&generation, options)
+            .await
+            .map_err(launch_error)?;
+        let session = state
+            .auth
+            .session_token(&auth.0, &record.id, state.config.session_timeout);
+        if wait.0 {
+            record = state
+                .supervisor
+                .wait_settled(&record.id)
+                .await?
+                .unwrap_or(record);
+            if record.status != PreviewStatus::Running {
+                let last_lines = state
+                    .logs
+                    .last_lines(&generation.id, FAILURE_TAIL)?
+                    .into_iter()
+                    .map(|l| l.line)
+                    .collect();
+                return Err(ApiError::with_body(
+                    422,
+                    ErrorBody {
+                        code: "launch_failed".into(),
+                        message: record.error.clone().unwrap_or_else(|| {
+                            format!("the preview is {}", record.status.as_str())
+                        }),
+                        preview_id: Some(record.id.clone()),
+                        last_lines: Some(last_lines),
+                    },
+                ));
+            }
+        }
+        let launched = Launched {
+            preview_id: record.id.clone(),
+            generation_id: generation.id,
+            status: record.status.into(),
+            framework: record.framework.clone(),
+            port: record.port,
+            base_url: base_url(&record.id),
+            session_token: session.token,
+            session_expires_at: session.expires_at,
+            expires_at: record.expires_at,
+        };
+        Ok(if record.status == PreviewStatus::Running {
+            LaunchResponse::Running(Json(launched))
+        } else {
+            LaunchResponse::Accepted(Json(launched))
+        })
+    }
+
+    /// Get the preview's status
+    ///
+    /// The latest preview of the generation, with uptime, memory and CPU of all its processes.
+    #[oai(
+        path = "/:generation_id/preview/status",
+        method = "get",
+        operation_id = "getPreviewStatus"
+    )]
+    async fn status(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: UserAuth,
+        generation_id: Path<String>,
+    ) -> ApiResult<Json<PreviewStatusBody>> {
+        let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
+        let record = latest(&state, &generation)?;
+        Ok(Json(status_body(&state, &generation, &record.id).await?))
+    }
+
+    /// Stop the preview
+    ///
+    /// SIGTERM to all its processes, SIGKILL after the grace period, port released. Calling it
+    /// again, or on a preview that already ended, is harmless.
+    #[oai(
+        path = "/:generation_id/preview",
+        method = "delete",
+        operation_id = "stopPreview"
+    )]
+    async fn stop(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: UserAuth,
+        generation_id: Path<String>,
+    ) -> ApiResult<Json<PreviewStatusBody>> {
+        let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
+        let record = latest(&state, &generation)?;
+        state
+            .supervisor
+            .stop(&record.id, "stopped by the user")
+            .await;
+        Ok(Json(status_body(&state, &generation, &record.id).await?))
+    }
+
+    /// List the app's routes
+    ///
+    /// From the running app itself when it reported them (`source: runtime`), else read from the
+    /// source with tree-sitter (`source: static`), which works before any launch.
+    #[oai(
+        path = "/:generation_id/preview/endpoints",
+        method = "get",
+        operation_id = "listPreviewEndpoints"
+    )]
+    async fn endpoints(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: UserAuth,
+        generation_id: Path<String>,
+    ) -> ApiResult<Json<EndpointList>> {
+        let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
+        let (routes, source) = routes(&state, &generation).await?;
+        let endpoints = routes
+            .iter()
+            .map(|e| EndpointInfo {
+                method: e.method.clone(),
+                path: e.path.clone(),
+                path_params: e.path_params.clone(),
+                summary: e.summary.clone(),
+                description: e.description.clone(),
+                tags: e.tags.clone(),
+                file: e.file.clone(),
+                line: e.line,
+                source,
+            })
+            .collect();
+        Ok(Json(EndpointList { endpoints }))
+    }
+
+    /// Send a request to the preview
+    ///
+    /// Sends the described request to the app's own port (a path only: no scheme, host or
+    /// other port can be reached) and answers with its status, headers and body. Needs the
+    /// launch's session token in `X-Preview-Session`.
+    #[oai(
+        path = "/:generation_id/preview/request",
+        method = "post",
+        operation_id = "sendPreviewRequest"
+    )]
+    async fn request(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: UserAuth,
+        generation_id: Path<String>,
+        /// The session token from the launch answer.
+        #[oai(name = "X-Preview-Session")]
+        session: Header<Option<String>>,
+        body: Json<PreviewRequest>,
+    ) -> ApiResult<Json<PreviewResponse>> {
+        let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
+        let record = latest(&state, &generation)?;
+        let token = session.0.ok_or_else(|| {
+            ApiError::new(
+                401,
+                "missing_session_token",
+                "this call needs the launch's session token in `X-Preview-Session`",
+            )
+        })?;
+        state
+            .auth
+            .verify_session(&token, &record.id)
+            .map_err(|err| {
+                let code = match err {
+                    crate::auth::AuthError::Expired => "session_expired",
+                    _ => "invalid_session_token",
+                };
+                ApiError::new(401, code, err.to_string())
+            })?;
+        if record.status != PreviewStatus::Running {
+            return Err(ApiError::new(
+                409,
+                "preview_not_running",
+                format!("the preview is {}; launch it first", record.status.as_str()),
+            ));
+        }
+        let request = body.0;
+        let envelope = EnvelopeRequest {
+            method: request.method,
+            path: request.path,
+            query: request.query,
+            headers: request.headers,
+            body: request.body,
+            body_base64: request.body_base64,
+        };
+        let response = state
+            .envelope
+            .send(record.port, &envelope)
+            .await
+            .map_err(|err| ApiError::new(err.http_status(), err.code(), err.to_string()))?;
+        Ok(Json(PreviewResponse {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+            body_base64: response.body_base64,
+            elapsed_ms: response.elapsed_ms,
+        }))
+    }
+
+    /// Get the preview configuration
+    ///
+    /// The plugin, runtime, launch command, health check and limits that apply to this
+    /// generation's preview.
+    #[oai(
+        path = "/:generation_id/preview/config",
+        method = "get",
+        operation_id = "getPreviewConfig"
+    )]
+    async fn config(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: UserAuth,
+        generation_id: Path<String>,
+    ) -> ApiResult<Json<PreviewConfig>> {
+        let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
+        let config = &state.config;
+        let latest = state.store.latest_preview(&generation.id)?;
+        let plugin_name = latest
+            .as_ref()
+            .map(|p| p.framework.clone())
+            .or(generation.framework.clone());
+        let plugin = plugin_name
+            .as_deref()
+            .and_then(|name| state.supervisor.registry().get(name));
+        let project_dir = state.supervisor.project_dir(&generation.id);
+        let plan = match &plugin {
+            Some(plugin) => {
+                let plugin = plugin.clone();
+                let port = *config.port_range.start();
+                tokio::task::spawn_blocking(move || {
+                    Project::open(&project_dir)
+                        .ok()
+                        .and_then(|p| plugin.launch_plan(&p, port).ok())
+                })
+                .await
+                .ok()
+                .flatten()
+            }
+            None => None,
+        };
+        let launch_command = latest
+            .as_ref()
+            .and_then(|p| p.launch_command.clone())
+            .or_else(|| {
+                plan.as_ref().map(|plan| {
+                    let args: Vec<String> = plan
+                        .args
+                        .iter()
+                        .map(|a| {
+                            if *a == config.port_range.start().to_string() {
+                                "$PORT".to_string()
+                            } else {
+                                a.clone()
+                            }
+                        })
+                        .collect();
+                    format!("{} launcher {}", plan.runtime.as_str(), args.join(" "))
+                })
+            });
+        Ok(Json(PreviewConfig {
+            framework: plugin.as_ref().map(|p| p.name().to_string()),
+            plugin: plugin.as_ref().map(|p| PluginRef {
+                name: p.name().to_string(),
+                version: p.version().to_string(),
+                builtin: true,
+            }),
+            detection_reason: generation.detection_reason.clone(),
+            runtime: plan.as_ref().map(|p| p.runtime.as_str().to_string()),
+            installer: state.supervisor.python_envs().installer(),
+            launch_command,
+            port_range: format!("{}-{}", config.port_range.start(), config.port_range.end()),
+            health_check: HealthCheck {
+                method: "GET".into(),
+                path: plan.map(|p| p.readiness.path).unwrap_or_else(|| "/".into()),
+                interval_ms: readiness::POLL_INTERVAL.as_millis() as u64,
+                timeout_seconds: config.startup_timeout.as_secs(),
+            },
+            max_uptime_seconds: config.max_uptime.as_secs(),
+            idle_timeout_seconds: config.idle_timeout.as_secs(),
+            session_timeout_seconds: config.session_timeout.as_secs(),
+            max_previews_per_user: config.max_previews_per_user as u64,
+        }))
+    }
+}
+
+fn latest(state: &AppState, generation: &GenerationRecord) -> ApiResult<PreviewRecord> {
+    state.store.latest_preview(&generation.id)?.ok_or_else(|| {
+        ApiError::new(
+            404,
+            "no_preview",
+            "this generation has not been launched yet",
+        )
+    })
+}
+
+async fn status_body(
+    state: &AppState,
+    generation: &GenerationRecord,
+    preview_id: &str,
+) -> ApiResult<PreviewStatusBody> {
+    let live = state.supervisor.state(preview_id).await?.ok_or_else(|| {
+        ApiError::new(
+            404,
+            "no_preview",
+            "this generation has not been launched yet",
+        )
+    })?;
+    let record = live.record;
+    let endpoint_count = match live.runtime_routes {
+        Some(routes) => routes.len(),
+        None => routes(state, generation)
+            .await
+            .map(|(r, _)| r.len())
+            .unwrap_or(0),
+    } as u64;
+    let uptime_seconds = match (record.ready_at, record.status.is_active()) {
+        (Some(ready), true) => (Utc::now() - ready).num_milliseconds() as f64 / 1000.0,
+        (Some(ready), false) => record
+            .ended_at
+            .map_or(0.0, |end| (end - ready).num_milliseconds() as f64 / 1000.0),
+        _ => 0.0,
+    };
+    Ok(PreviewStatusBody {
+        base_url: base_url(&record.id),
+        preview_id: record.id,
+        status: record.status.into(),
+        framework: record.framework,
+        port: record.port,
+        started_at: record.created_at,
+        uptime_seconds: uptime_seconds.max(0.0),
+        memory_bytes: live.usage.rss_bytes,
+        cpu_percent: live.cpu_percent,
+        healthy: live.healthy,
+        endpoint_count,
+        exit_code: record.exit_code,
+        error: record.error,
+    })
+}
+
+/// The routes of a generation: the running app's own table if it reported one, else static.
+async fn routes(
+    state: &AppState,
+    generation: &GenerationRecord,
+) -> ApiResult<(Arc<Vec<Endpoint>>, RouteSource)> {
+    if let Some(preview) = state.store.latest_preview(&generation.id)? {
+        if let Some(routes) = state
+            .supervisor
+            .state(&preview.id)
+            .await?
+            .and_then(|s| s.runtime_routes)
+        {
+            return Ok((Arc::new(routes), RouteSource::Runtime));
+        }
+    }
+    if let Some(routes) = state.cached_static_routes(&generation.id) {
+        return Ok((routes, RouteSource::Static));
+    }
+    let registry = state.supervisor.registry().clone();
+    let framework = generation.framework.clone();
+    let project_dir = state.supervisor.project_dir(&generation.id);
+    let routes = tokio::task::spawn_blocking(move || {
+        let project = Project::open(&project_dir)
+            .map_err(|err| ApiError::internal("reading the project", err))?;
+        let plugin = framework
+            .and_then(|name| registry.get(&name))
+            .or_else(|| registry.detect(&project).map(|(plugin, _)| plugin))
+            .ok_or_else(|| {
+                ApiError::new(
+                    422,
+                    "no_framework_detected",
+                    format!(
+                        "no plugin recognises this project. Looked for: {}",
+                        registry.looked_for()
+                    ),
+                )
+            })?;
+        plugin
+            .routes(&project)
+            .map_err(|err| ApiError::new(422, "route_extraction_failed", err.to_string()))
+    })
+    .await
+    .map_err(|err| ApiError::internal("extracting routes", err))??;
+    let routes = Arc::new(routes);
+    state.cache_static_routes(&generation.id, Some(routes.clone()));
+    Ok((routes, RouteSource::Static))
+}
+
+/// The transparent proxy address of a preview.
+pub fn base_url(preview_id: &str) -> String {
+    format!("/preview/{preview_id}/")
+}
+
+fn launch_error(err: LaunchError) -> ApiError {
+    let (status, code) = match &err {
+        LaunchError::AlreadyActive(_) => (409, "preview_already_running"),
+        LaunchError::QuotaExceeded(_) => (429, "preview_quota_exceeded"),
+        LaunchError::UnknownFramework { .. } => (400, "unknown_framework"),
+        LaunchError::InvalidEnv(_) => (400, "invalid_env"),
+        LaunchError::NotDetected(_) => (422, "no_framework_detected"),
+        LaunchError::Plan { .. } => (422, "no_entrypoint"),
+        LaunchError::NoPort(_) => (503, "no_free_port"),
+        LaunchError::Io(err) => return ApiError::internal("reading the project", err),
+        LaunchError::Store(err) => return ApiError::internal("the database", err),
+    };
+    ApiError::new(status, code, err.to_string())
+}

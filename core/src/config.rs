@@ -1,0 +1,152 @@
+//! The server's settings. One struct serves as both the `serve` command's flags (every flag
+//! also reads a `PREVIEWD_*` environment variable) and the configuration the library takes, so
+//! a setting is declared, documented and defaulted in exactly one place.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::upload::UploadLimits;
+
+/// Settings of a previewd server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "PREVIEWD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Folder for the database, uploaded projects, logs and caches. Created if missing.
+    #[arg(long, env = "PREVIEWD_DATA_DIR", default_value = "./previewd-data")]
+    pub data_dir: PathBuf,
+
+    /// Folder of shared caches (virtualenvs). Defaults to `<data-dir>/cache`; tests and several
+    /// servers on one machine may share one.
+    #[arg(long, env = "PREVIEWD_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Folder scanned for third-party plugin libraries at start-up.
+    #[arg(long, env = "PREVIEWD_PLUGINS_DIR")]
+    pub plugins_dir: Option<PathBuf>,
+
+    /// Secret for signing tokens (HS256). Without it one is created in the data dir and kept.
+    #[arg(long, env = "PREVIEWD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Ports handed to previews, as `FIRST-LAST`.
+    #[arg(long, env = "PREVIEWD_PORT_RANGE", default_value = "3001-3100", value_parser = parse_port_range)]
+    pub port_range: RangeInclusive<u16>,
+
+    /// How long an app may take from process start to answering HTTP.
+    #[arg(long, env = "PREVIEWD_STARTUP_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub startup_timeout: Duration,
+
+    /// How long a stopping app gets between SIGTERM and SIGKILL.
+    #[arg(long, env = "PREVIEWD_STOP_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub stop_grace: Duration,
+
+    /// Lifetime of a preview's session token.
+    #[arg(long, env = "PREVIEWD_SESSION_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub session_timeout: Duration,
+
+    /// A preview is stopped this long after it started.
+    #[arg(long, env = "PREVIEWD_MAX_UPTIME", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_uptime: Duration,
+
+    /// A preview nobody used for this long is stopped.
+    #[arg(long, env = "PREVIEWD_IDLE_TIMEOUT", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Previews one user may have starting or running at once.
+    #[arg(long, env = "PREVIEWD_MAX_PREVIEWS_PER_USER", default_value_t = 3)]
+    pub max_previews_per_user: usize,
+
+    /// Timeout of an envelope request to a preview.
+    #[arg(long, env = "PREVIEWD_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Most files one upload may hold.
+    #[arg(long, env = "PREVIEWD_MAX_FILES", default_value_t = UploadLimits::default().max_files)]
+    pub max_files: usize,
+
+    /// Largest single file of an upload, in bytes.
+    #[arg(long, env = "PREVIEWD_MAX_FILE_BYTES", default_value_t = UploadLimits::default().max_file_bytes)]
+    pub max_file_bytes: u64,
+
+    /// Largest upload in total (files unpacked), in bytes.
+    #[arg(long, env = "PREVIEWD_MAX_TOTAL_BYTES", default_value_t = UploadLimits::default().max_total_bytes)]
+    pub max_total_bytes: u64,
+}
+
+impl Config {
+    /// Settings with every default, on `data_dir`; what tests and embedders start from.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Config {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: Config,
+        }
+        let mut config = <Defaults as clap::Parser>::parse_from(["previewd"]).config;
+        config.data_dir = data_dir.into();
+        config
+    }
+
+    /// The shared cache folder.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+
+    /// The upload limits.
+    pub fn upload_limits(&self) -> UploadLimits {
+        UploadLimits {
+            max_files: self.max_files,
+            max_file_bytes: self.max_file_bytes,
+            max_total_bytes: self.max_total_bytes,
+        }
+    }
+}
+
+/// Parses `3001-3100` (or a single port).
+fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let (first, last) = text.split_once('-').unwrap_or((text, text));
+    let parse = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("`{p}` is not a port number"))
+    };
+    let (first, last) = (parse(first)?, parse(last)?);
+    if first == 0 || first > last {
+        return Err(format!(
+            "`{text}` is not a range FIRST-LAST of ports above 0"
+        ));
+    }
+    Ok(first..=last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ranges parse in both forms and nonsense is refused with the reason.
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("3001-3100"), Ok(3001..=3100));
+        assert_eq!(parse_port_range("4000"), Ok(4000..=4000));
+        assert!(parse_port_range("3100-3001").is_err());
+        assert!(parse_port_range("0-10").is_err());
+        assert!(parse_port_range("a-b").unwrap_err().contains("not a port"));
+    }
+
+    /// The defaults are those of the documentation.
+    #[test]
+    fn defaults() {
+        let config = Config::with_data_dir("/tmp/x");
+        assert_eq!(config.port_range, 3001..=3100);
+        assert_eq!(config.session_timeout, Duration::from_secs(1800));
+        assert_eq!(config.stop_grace, Duration::from_secs(5));
+        assert_eq!(config.max_previews_per_user, 3);
+        assert_eq!(config.cache_dir(), PathBuf::from("/tmp/x/cache"));
+    }
+}

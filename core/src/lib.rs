@@ -1,0 +1,38 @@
+//! previewd: live previews of generated web backends.
+//!
+//! A user uploads a project's files (a *generation*); previewd detects its framework with a
+//! plugin, provisions its dependencies, launches it on a port of its own, checks that it answers
+//! HTTP, streams its output over Server-Sent Events, forwards requests to it, lists its routes,
+//! reports its status and stops it. Everything is kept in an embedded sled database under the
+//! data dir: nothing else has to run.
+//!
+//! # Layout
+//! - [`config`]: the server's settings, from flags and environment variables.
+//! - [`server`]: builds the HTTP app and runs it on a listener the caller binds, until the
+//!   shutdown future the caller passes resolves.
+//! - [`state`]: the shared state, opened once from the data dir.
+//! - [`api`]: the poem-openapi operations, one module per area, and the JSON error shape.
+//! - [`auth`]: bearer JWTs for users and per-launch session tokens for a preview.
+//! - [`store`]: sled trees for generations and preview instances.
+//! - [`upload`]: checks and writes uploaded files (JSON, `.tar.gz`, `.zip`) with every limit.
+//! - [`registry`]: the built-in plugins, in one list, and framework detection across them.
+//! - [`runtimes`]: the launcher scripts previewd ships, written out under the data dir.
+//! - [`python_env`]: cached virtualenvs keyed by what they install.
+//! - [`supervisor`]: starts, watches and stops preview processes; the port pool, readiness,
+//!   process-tree kill and `/proc` statistics live below it.
+//! - [`log_store`]: every output line stored in sled with its sequence number, and a live feed.
+//! - [`envelope`]: the JSON envelope request to a preview's own port.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod envelope;
+pub mod log_store;
+pub mod python_env;
+pub mod registry;
+pub mod runtimes;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod supervisor;
+pub mod upload;

@@ -1,0 +1,264 @@
+//! Building a cache directory (an env, the uv tool venv) so that nobody ever uses a half-built
+//! one: it is built in `<name>.partial-<random>` next to its final path, gets a ready marker,
+//! and is renamed into place only when complete. Also here: what a crash leaves behind is
+//! removed, and the paths pip wrote into scripts are pointed at the final directory.
+//!
+//! Two processes sharing the cache may build the same directory at once: the first rename wins
+//! and the other process uses the winner's directory ([`Finish::AlreadyThere`]).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::ProvisionError;
+
+/// The file inside a finished directory that says it is complete.
+const READY_MARKER: &str = ".previewd-ready";
+/// A `.partial-` dir younger than this may belong to a live build in another process.
+const MIN_STALE_PARTIAL_AGE: Duration = Duration::from_secs(3600);
+
+/// How [`PartialDir::finish`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Finish {
+    /// This build was renamed into place.
+    Renamed,
+    /// Another process finished the same directory first; its directory stays and this build
+    /// was discarded.
+    AlreadyThere,
+}
+
+/// A `.partial-` build dir, removed when dropped (error, timeout or cancelled future) unless
+/// [`PartialDir::finish`] renamed it into place.
+pub(super) struct PartialDir {
+    path: PathBuf,
+    target: PathBuf,
+    keep: bool,
+}
+
+impl PartialDir {
+    /// A fresh partial dir name for `target` (`<target>.partial-<random>`); nothing is created.
+    pub(super) fn new(target: &Path) -> PartialDir {
+        let mut name = target.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".partial-{}", uuid::Uuid::new_v4().simple()));
+        PartialDir {
+            path: target.with_file_name(name),
+            target: target.to_path_buf(),
+            keep: false,
+        }
+    }
+
+    /// Where the build goes.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the ready marker (`marker`, JSON describing the build) and renames the build to
+    /// its final path.
+    pub(super) async fn finish(mut self, marker: &serde_json::Value) -> Result<Finish, ProvisionError> {
+        write_file(&self.path.join(READY_MARKER), marker.to_string().as_bytes()).await?;
+        match tokio::fs::rename(&self.path, &self.target).await {
+            Ok(()) => {
+                self.keep = true;
+                Ok(Finish::Renamed)
+            }
+            // Another process sharing the cache dir finished the same directory first.
+            Err(_) if is_ready(&self.target).await => Ok(Finish::AlreadyThere),
+            Err(source) => Err(ProvisionError::Io {
+                path: self.target.clone(),
+                source,
+            }),
+        }
+    }
+}
+
+impl Drop for PartialDir {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        if let Err(error) = std::fs::remove_dir_all(&self.path) {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %self.path.display(), %error, "could not remove a partial build");
+            }
+        }
+    }
+}
+
+/// Whether `dir` is a finished venv: it has the ready marker and a working `bin/python` link.
+pub(super) async fn is_ready(dir: &Path) -> bool {
+    tokio::fs::metadata(dir.join(READY_MARKER)).await.is_ok()
+        && tokio::fs::metadata(dir.join("bin").join("python"))
+            .await
+            .is_ok()
+}
+
+/// Whether `dir` has the ready marker, without touching anything else (for synchronous callers
+/// that only want a hint).
+pub(super) fn has_ready_marker(dir: &Path) -> bool {
+    dir.join(READY_MARKER).is_file()
+}
+
+/// Removes an unfinished `dir` (the caller knows it is not ready) and the `.partial-` dirs next
+/// to it old enough that no live build can own them (crash leftovers): older than an hour and
+/// than three times `step_timeout`.
+pub(super) async fn discard_leftovers(
+    dir: &Path,
+    step_timeout: Duration,
+) -> Result<(), ProvisionError> {
+    if tokio::fs::symlink_metadata(dir).await.is_ok() {
+        tracing::info!(dir = %dir.display(), "discarding an unfinished build");
+        remove_dir(dir).await?;
+    }
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    let stale_after = MIN_STALE_PARTIAL_AGE.max(step_timeout * 3);
+    let Ok(mut entries) = tokio::fs::read_dir(parent).await else {
+        return Ok(());
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        if !entry.file_name().to_string_lossy().contains(".partial-") {
+            continue;
+        }
+        let age = entry
+            .metadata()
+            .await
+            .ok()
+            .and_then(|meta| meta.modified().ok())
+            .and_then(|modified| modified.elapsed().ok());
+        if age.is_some_and(|age| age > stale_after) {
+            let path = entry.path();
+            tracing::info!(dir = %path.display(), "discarding a stale partial build");
+            if let Err(error) = remove_dir(&path).await {
+                tracing::warn!(%error, "could not remove a stale partial build");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Seconds since the Unix epoch, for the `built_at_unix` of ready markers.
+pub(super) fn unix_time_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default()
+}
+
+/// Writes `contents` to `path`.
+pub(super) async fn write_file(path: &Path, contents: &[u8]) -> Result<(), ProvisionError> {
+    tokio::fs::write(path, contents)
+        .await
+        .map_err(|source| ProvisionError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Removes `path` and everything under it; a missing `path` is fine.
+pub(super) async fn remove_dir(path: &Path) -> Result<(), ProvisionError> {
+    match tokio::fs::remove_dir_all(path).await {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(ProvisionError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Rewrites `from` to `to` in the regular files of `bin` that mention it (script shebangs,
+/// activate scripts), so a pip-built venv works after its rename.
+pub(super) async fn repoint_scripts(bin: &Path, from: &Path, to: &Path) -> Result<(), ProvisionError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ProvisionError::Io { path, source }
+    };
+    let from = from.as_os_str().as_encoded_bytes();
+    let to = to.as_os_str().as_encoded_bytes();
+    let mut entries = tokio::fs::read_dir(bin).await.map_err(io(bin))?;
+    while let Some(entry) = entries.next_entry().await.map_err(io(bin))? {
+        let path = entry.path();
+        if !entry.file_type().await.map_err(io(&path))?.is_file() {
+            continue;
+        }
+        let contents = tokio::fs::read(&path).await.map_err(io(&path))?;
+        if let Some(rewritten) = replace_bytes(&contents, from, to) {
+            tokio::fs::write(&path, rewritten)
+                .await
+                .map_err(io(&path))?;
+        }
+    }
+    Ok(())
+}
+
+/// `haystack` with every `from` replaced by `to`, or `None` if it has none.
+fn replace_bytes(haystack: &[u8], from: &[u8], to: &[u8]) -> Option<Vec<u8>> {
+    if from.is_empty() || !haystack.windows(from.len()).any(|window| window == from) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while !rest.is_empty() {
+        if rest.starts_with(from) {
+            out.extend_from_slice(to);
+            rest = &rest[from.len()..];
+        } else {
+            out.push(rest[0]);
+            rest = &rest[1..];
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// pip's build path in a shebang becomes the final path.
+    #[test]
+    fn replaces_bytes() {
+        assert_eq!(
+            replace_bytes(b"#!/c/k.partial-1/bin/python\n", b"/c/k.partial-1", b"/c/k"),
+            Some(b"#!/c/k/bin/python\n".to_vec())
+        );
+        assert_eq!(replace_bytes(b"nothing", b"/c/k.partial-1", b"/c/k"), None);
+    }
+
+    /// A partial dir sits next to its target and is removed when dropped unfinished.
+    #[tokio::test]
+    async fn partial_dirs() {
+        let cache = tempfile::tempdir().unwrap();
+        let target = cache.path().join("key");
+        let partial = PartialDir::new(&target);
+        assert_eq!(partial.path().parent(), Some(cache.path()));
+        let name = partial.path().file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("key.partial-"), "{name}");
+        tokio::fs::create_dir(partial.path()).await.unwrap();
+        let path = partial.path().to_path_buf();
+        drop(partial);
+        assert!(!path.exists(), "an unfinished partial dir is removed");
+    }
+
+    /// The first rename wins; a second build of the same dir is discarded for it.
+    #[tokio::test]
+    async fn finishing_twice_keeps_the_first() {
+        let cache = tempfile::tempdir().unwrap();
+        let target = cache.path().join("key");
+        let build = |label: &'static str| {
+            let partial = PartialDir::new(&target);
+            std::fs::create_dir_all(partial.path().join("bin")).unwrap();
+            std::fs::write(partial.path().join("bin").join("python"), label).unwrap();
+            partial
+        };
+        let (first, second) = (build("first"), build("second"));
+        let second_path = second.path().to_path_buf();
+        let marker = serde_json::json!({});
+        assert_eq!(first.finish(&marker).await.unwrap(), Finish::Renamed);
+        assert!(is_ready(&target).await);
+        assert!(has_ready_marker(&target));
+        assert_eq!(second.finish(&marker).await.unwrap(), Finish::AlreadyThere);
+        assert!(!second_path.exists(), "the losing build is removed");
+        let python = std::fs::read_to_string(target.join("bin").join("python")).unwrap();
+        assert_eq!(python, "first");
+    }
+}

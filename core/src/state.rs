@@ -1,0 +1,135 @@
+//! What the server shares between requests: settings, storage, tokens and the supervisor, opened
+//! once from the data dir.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use previewd_plugin_api::Endpoint;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::envelope::Envelope;
+use crate::log_store::LogStore;
+use crate::python_env::PythonEnvs;
+use crate::registry::Registry;
+use crate::runtimes::Runtimes;
+use crate::store::{Store, StoreError};
+use crate::supervisor::{Supervisor, SupervisorParts};
+
+/// Largest envelope request body.
+const MAX_ENVELOPE_REQUEST: usize = 10 * 1024 * 1024;
+/// Largest envelope response body.
+const MAX_ENVELOPE_RESPONSE: usize = 10 * 1024 * 1024;
+
+/// Why the server could not open its data dir.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("preparing {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("setting up Python environments: {0}")]
+    Python(#[from] crate::python_env::ProvisionError),
+}
+
+/// The shared state.
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub logs: LogStore,
+    pub auth: Authenticator,
+    pub supervisor: Supervisor,
+    pub envelope: Envelope,
+    /// Where uploads are staged before they are moved into place.
+    pub staging_dir: PathBuf,
+    /// Static routes per generation; files never change after upload, so neither do these.
+    static_routes: Mutex<HashMap<String, Arc<Vec<Endpoint>>>>,
+}
+
+impl AppState {
+    /// Opens (creating as needed) everything under the configured data dir.
+    pub async fn open(config: Config) -> Result<Arc<AppState>, OpenError> {
+        let data_dir = config.data_dir.clone();
+        let dir = |name: &str| -> Result<PathBuf, OpenError> {
+            let path = data_dir.join(name);
+            std::fs::create_dir_all(&path).map_err(|source| OpenError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(path)
+        };
+        let generations_dir = dir("generations")?;
+        let previews_dir = dir("previews")?;
+        let staging_dir = dir("staging")?;
+        // Leftovers of uploads cut short by a crash.
+        if let Ok(entries) = std::fs::read_dir(&staging_dir) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let runtimes = Runtimes::install(&dir("runtimes")?).map_err(|source| OpenError::Io {
+            path: data_dir.join("runtimes"),
+            source,
+        })?;
+        let auth = Authenticator::load_or_create(config.jwt_secret.as_deref(), &data_dir).map_err(
+            |source| OpenError::Io {
+                path: data_dir.join("jwt-secret"),
+                source,
+            },
+        )?;
+        let store = Store::open(&dir("db")?)?;
+        let logs = LogStore::open(store.db())?;
+        let envs = PythonEnvs::new(config.cache_dir().join("python-envs"))?;
+        let supervisor = Supervisor::start(SupervisorParts {
+            config: config.clone(),
+            store: store.clone(),
+            logs: logs.clone(),
+            registry: Registry::builtin(),
+            envs,
+            runtimes,
+            generations_dir,
+            previews_dir,
+        })
+        .await?;
+        Ok(Arc::new(AppState {
+            envelope: Envelope::new(
+                config.request_timeout,
+                MAX_ENVELOPE_REQUEST,
+                MAX_ENVELOPE_RESPONSE,
+            ),
+            config,
+            store,
+            logs,
+            auth,
+            supervisor,
+            staging_dir,
+            static_routes: Mutex::default(),
+        }))
+    }
+
+    /// The cached static routes of a generation.
+    pub fn cached_static_routes(&self, generation_id: &str) -> Option<Arc<Vec<Endpoint>>> {
+        self.static_routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(generation_id)
+            .cloned()
+    }
+
+    /// Remembers the static routes of a generation (or forgets them, with `None`).
+    pub fn cache_static_routes(&self, generation_id: &str, routes: Option<Arc<Vec<Endpoint>>>) {
+        let mut cache = self
+            .static_routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match routes {
+            Some(routes) => cache.insert(generation_id.to_string(), routes),
+            None => cache.remove(generation_id),
+        };
+    }
+}

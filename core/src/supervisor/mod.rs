@@ -1,0 +1,970 @@
+//! Starts, watches and stops preview processes.
+//!
+//! Each launch becomes a task that owns the preview from start to end, in a tracing span of its
+//! own: it provisions the runtime, spawns the launcher in a new session, streams its output into
+//! the [`LogStore`], probes readiness, waits for the process to exit or for a stop, kills the
+//! whole process tree, confirms the port is free and releases it. Every step is a `system` line
+//! in the generation's log and every status change is saved and published.
+//!
+//! # Layout
+//! - [`port_pool`]: ports checked free by binding, leased for a preview's life.
+//! - [`process_tree`]: a preview's processes through `/proc`: signal them all, measure them.
+//! - [`readiness`]: the HTTP readiness probe.
+//! - [`line_reader`]: bounded line splitting of untrusted output.
+
+pub mod line_reader;
+pub mod port_pool;
+pub mod process_tree;
+pub mod readiness;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use nix::sys::signal::Signal;
+use previewd_plugin_api::{
+    Detection, Endpoint, LaunchPlan, PluginError, Project, Runtime, RuntimePlugin,
+};
+use tokio::io::BufReader;
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::config::Config;
+use crate::log_store::{LogStore, LogStream, StatusChange};
+use crate::python_env::PythonEnvs;
+use crate::registry::Registry;
+use crate::runtimes::{Runtimes, PYTHON_REQUIREMENTS};
+use crate::store::{GenerationRecord, PreviewRecord, PreviewStatus, Store, StoreError};
+use port_pool::{PortLease, PortPool};
+use process_tree::{ProcessTree, Usage, MARKER_VAR};
+use readiness::Probe;
+
+/// Output lines kept in memory per preview, for the reason of a failure.
+const RECENT_LINES: usize = 20;
+/// How long a stopped tree may take to vanish after SIGKILL, and the port to be free again.
+const KILL_CONFIRM: Duration = Duration::from_secs(3);
+/// Variables of previewd's own environment an app inherits; nothing else (no secrets) leaks.
+const INHERITED_ENV: &[&str] = &[
+    "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER",
+];
+
+/// Why a launch was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("a preview of this generation is already {0}; stop it first")]
+    AlreadyActive(&'static str),
+    #[error("you already have {0} previews starting or running, the most allowed; stop one first")]
+    QuotaExceeded(usize),
+    #[error("unknown framework `{name}`; known frameworks: {known}")]
+    UnknownFramework { name: String, known: String },
+    #[error("no plugin recognises this project. Looked for: {0}")]
+    NotDetected(String),
+    #[error("the {plugin} plugin cannot start this project: {source}")]
+    Plan {
+        plugin: String,
+        #[source]
+        source: PluginError,
+    },
+    #[error("invalid environment variable name `{0}`")]
+    InvalidEnv(String),
+    #[error(transparent)]
+    NoPort(#[from] port_pool::PortsExhausted),
+    #[error("reading the project: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the user asked for at launch.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchOptions {
+    /// A plugin name overriding detection.
+    pub framework: Option<String>,
+    /// Extra environment for the app.
+    pub env: BTreeMap<String, String>,
+}
+
+/// A live view of a preview for the status endpoint.
+#[derive(Debug, Clone)]
+pub struct PreviewState {
+    pub record: PreviewRecord,
+    pub usage: Usage,
+    pub cpu_percent: f64,
+    pub healthy: bool,
+    /// The route table the running app reported, if it did.
+    pub runtime_routes: Option<Vec<Endpoint>>,
+}
+
+/// A preview the supervisor is running.
+struct Running {
+    record: Mutex<PreviewRecord>,
+    status: watch::Sender<PreviewStatus>,
+    /// Set (with the reason) to ask the preview to stop.
+    stop: watch::Sender<Option<String>>,
+    recent: Mutex<VecDeque<String>>,
+    runtime_routes: Mutex<Option<Vec<Endpoint>>>,
+    /// The last CPU sample: when, and the tree's total ticks then.
+    cpu_sample: Mutex<Option<(Instant, u64)>>,
+    done: tokio::sync::Notify,
+}
+
+impl Running {
+    fn record(&self) -> PreviewRecord {
+        self.record
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn remember(&self, line: &str) {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if recent.len() == RECENT_LINES {
+            recent.pop_front();
+        }
+        recent.push_back(line.to_string());
+    }
+
+    fn recent_output(&self) -> String {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+struct Inner {
+    config: Config,
+    store: Store,
+    logs: LogStore,
+    registry: Registry,
+    envs: PythonEnvs,
+    runtimes: Runtimes,
+    ports: Arc<PortPool>,
+    generations_dir: PathBuf,
+    previews_dir: PathBuf,
+    running: Mutex<HashMap<String, Arc<Running>>>,
+    /// Serialises the checks and bookkeeping of launches (quota, one preview per generation).
+    launching: tokio::sync::Mutex<()>,
+}
+
+/// The supervisor. Cheap to clone.
+#[derive(Clone)]
+pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+/// Everything a supervisor works with.
+pub struct SupervisorParts {
+    pub config: Config,
+    pub store: Store,
+    pub logs: LogStore,
+    pub registry: Registry,
+    pub envs: PythonEnvs,
+    pub runtimes: Runtimes,
+    pub generations_dir: PathBuf,
+    pub previews_dir: PathBuf,
+}
+
+impl Supervisor {
+    /// A supervisor; previews left `starting`/`running` by an earlier previewd are stopped
+    /// (their processes killed if still there) and marked `stopped`.
+    pub async fn start(parts: SupervisorParts) -> Result<Supervisor, StoreError> {
+        let supervisor = Supervisor {
+            inner: Arc::new(Inner {
+                ports: PortPool::new(parts.config.port_range.clone()),
+                config: parts.config,
+                store: parts.store,
+                logs: parts.logs,
+                registry: parts.registry,
+                envs: parts.envs,
+                runtimes: parts.runtimes,
+                generations_dir: parts.generations_dir,
+                previews_dir: parts.previews_dir,
+                running: Mutex::default(),
+                launching: tokio::sync::Mutex::new(()),
+            }),
+        };
+        supervisor.recover().await?;
+        Ok(supervisor)
+    }
+
+    /// The plugin registry.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The Python environments (for the installer's name).
+    pub fn python_envs(&self) -> &PythonEnvs {
+        &self.inner.envs
+    }
+
+    /// The folder holding a generation's files.
+    pub fn project_dir(&self, generation_id: &str) -> PathBuf {
+        self.inner.generations_dir.join(generation_id)
+    }
+
+    /// Launches a preview of `generation` for its owner.
+    pub async fn launch(
+        &self,
+        generation: &GenerationRecord,
+        options: LaunchOptions,
+    ) -> Result<PreviewRecord, LaunchError> {
+        let inner = &self.inner;
+        if let Some(bad) = options.env.keys().find(|k| !valid_env_name(k)) {
+            return Err(LaunchError::InvalidEnv(bad.clone()));
+        }
+        let _guard = inner.launching.lock().await;
+        let active: Vec<PreviewRecord> = self.active().into_iter().map(|r| r.record()).collect();
+        if let Some(same) = active.iter().find(|r| r.generation_id == generation.id) {
+            return Err(LaunchError::AlreadyActive(same.status.as_str()));
+        }
+        let owned = active
+            .iter()
+            .filter(|r| r.owner == generation.owner)
+            .count();
+        if owned >= inner.config.max_previews_per_user {
+            return Err(LaunchError::QuotaExceeded(
+                inner.config.max_previews_per_user,
+            ));
+        }
+
+        let project_dir = self.project_dir(&generation.id);
+        let (plugin, detection, lease, plan) = {
+            let registry = inner.registry.clone();
+            let ports = inner.ports.clone();
+            let framework = options.framework.clone();
+            tokio::task::spawn_blocking(move || {
+                plan_launch(&registry, &ports, &project_dir, framework.as_deref())
+            })
+            .await
+            .map_err(|join| LaunchError::Io(std::io::Error::other(join.to_string())))??
+        };
+
+        let now = Utc::now();
+        let record = PreviewRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            generation_id: generation.id.clone(),
+            owner: generation.owner.clone(),
+            status: PreviewStatus::Starting,
+            framework: plugin.name().to_string(),
+            port: lease.port(),
+            pid: None,
+            pgid: None,
+            launch_command: None,
+            created_at: now,
+            ready_at: None,
+            ended_at: None,
+            exit_code: None,
+            error: None,
+            expires_at: now
+                + chrono::Duration::from_std(inner.config.max_uptime)
+                    .unwrap_or(chrono::Duration::MAX),
+        };
+        inner.store.put_preview(&record).await?;
+        let running = Arc::new(Running {
+            record: Mutex::new(record.clone()),
+            status: watch::channel(PreviewStatus::Starting).0,
+            stop: watch::channel(None).0,
+            recent: Mutex::default(),
+            runtime_routes: Mutex::default(),
+            cpu_sample: Mutex::default(),
+            done: tokio::sync::Notify::new(),
+        });
+        inner
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(record.id.clone(), running.clone());
+        self.publish(&record);
+
+        let span = info_span!("preview", id = %record.id, generation = %generation.id, framework = %record.framework, port = lease.port());
+        let run = PreviewRun {
+            supervisor: self.clone(),
+            running,
+            plan,
+            lease: Some(lease),
+            detection,
+            options,
+        };
+        tokio::spawn(run.run().instrument(span));
+        Ok(record)
+    }
+
+    /// Waits until the preview has left `starting`, and returns its record then.
+    pub async fn wait_settled(
+        &self,
+        preview_id: &str,
+    ) -> Result<Option<PreviewRecord>, StoreError> {
+        if let Some(running) = self.running(preview_id) {
+            let mut status = running.status.subscribe();
+            // An error means the run ended; its record is final in the store.
+            let _ = status.wait_for(|s| *s != PreviewStatus::Starting).await;
+            if *status.borrow() != PreviewStatus::Stopping {
+                return Ok(Some(running.record()));
+            }
+        }
+        self.inner.store.preview(preview_id)
+    }
+
+    /// Stops a preview and waits until it is stopped. Harmless on a preview that is not running.
+    pub async fn stop(&self, preview_id: &str, reason: &str) {
+        let Some(running) = self.running(preview_id) else {
+            return;
+        };
+        let done = running.done.notified();
+        running.stop.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason.to_string());
+                true
+            } else {
+                false
+            }
+        });
+        if self.running(preview_id).is_some() {
+            done.await;
+        }
+    }
+
+    /// Stops every preview (server shutdown).
+    pub async fn stop_all(&self, reason: &str) {
+        let ids: Vec<String> = self.active().iter().map(|r| r.record().id).collect();
+        let stops = ids.iter().map(|id| self.stop(id, reason));
+        futures_util::future::join_all(stops).await;
+    }
+
+    /// The current state of a preview: its record, and for a live one its resource use.
+    pub async fn state(&self, preview_id: &str) -> Result<Option<PreviewState>, StoreError> {
+        let Some(running) = self.running(preview_id) else {
+            return Ok(self
+                .inner
+                .store
+                .preview(preview_id)?
+                .map(|record| PreviewState {
+                    record,
+                    usage: Usage::default(),
+                    cpu_percent: 0.0,
+                    healthy: false,
+                    runtime_routes: None,
+                }));
+        };
+        let record = running.record();
+        let usage = match record.pgid {
+            Some(pgid) => {
+                let tree = ProcessTree::new(pgid, &record.id);
+                tokio::task::spawn_blocking(move || tree.usage())
+                    .await
+                    .unwrap_or_default()
+            }
+            None => Usage::default(),
+        };
+        let cpu_percent = {
+            let mut sample = running
+                .cpu_sample
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            let percent = match *sample {
+                Some((at, ticks)) if now > at => {
+                    let used = usage.cpu_ticks.saturating_sub(ticks) as f64
+                        / process_tree::clock_ticks_per_second() as f64;
+                    100.0 * used / now.duration_since(at).as_secs_f64()
+                }
+                _ => 0.0,
+            };
+            *sample = Some((now, usage.cpu_ticks));
+            (percent * 10.0).round() / 10.0
+        };
+        let healthy = record.status == PreviewStatus::Running
+            && tokio::net::TcpStream::connect(("127.0.0.1", record.port))
+                .await
+                .is_ok();
+        let runtime_routes = running
+            .runtime_routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Ok(Some(PreviewState {
+            record,
+            usage,
+            cpu_percent,
+            healthy,
+            runtime_routes,
+        }))
+    }
+
+    /// Ports currently leased (for `/metrics`).
+    pub fn leased_ports(&self) -> usize {
+        self.inner.ports.leased()
+    }
+
+    /// Previews being run now.
+    pub fn active_count(&self) -> usize {
+        self.active().len()
+    }
+
+    fn active(&self) -> Vec<Arc<Running>> {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn running(&self, preview_id: &str) -> Option<Arc<Running>> {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(preview_id)
+            .cloned()
+    }
+
+    fn system(&self, generation_id: &str, line: impl Into<String>) {
+        let line = line.into();
+        info!(target: "previewd::preview", "{line}");
+        if let Err(err) = self
+            .inner
+            .logs
+            .append(generation_id, LogStream::System, line)
+        {
+            warn!("storing a log line: {err}");
+        }
+    }
+
+    fn publish(&self, record: &PreviewRecord) {
+        self.inner.logs.publish_status(
+            &record.generation_id,
+            StatusChange {
+                preview_id: record.id.clone(),
+                status: record.status,
+                ts: Utc::now(),
+                exit_code: record.exit_code,
+                error: record.error.clone(),
+            },
+        );
+    }
+
+    /// Marks previews an earlier previewd left active as stopped, killing what is left of them.
+    async fn recover(&self) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        for mut record in store.previews_where(|p| p.status.is_active())? {
+            let mut killed = 0;
+            if let Some(pgid) = record
+                .pgid
+                .filter(|pgid| process_tree::is_preview_process(*pgid, &record.id))
+            {
+                killed = ProcessTree::new(pgid, &record.id).signal(Signal::SIGKILL);
+            }
+            let reason = "previewd restarted while this preview was active; it was stopped";
+            record.status = PreviewStatus::Stopped;
+            record.ended_at = Some(Utc::now());
+            record.error = Some(reason.to_string());
+            store.put_preview(&record).await?;
+            self.system(
+                &record.generation_id,
+                format!("{reason} ({killed} leftover processes killed)"),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Picks the plugin, leases a port and makes the plan; blocking (reads the project).
+fn plan_launch(
+    registry: &Registry,
+    ports: &Arc<PortPool>,
+    project_dir: &Path,
+    framework: Option<&str>,
+) -> Result<(Arc<dyn RuntimePlugin>, Detection, PortLease, LaunchPlan), LaunchError> {
+    let project = Project::open(project_dir)?;
+    let (plugin, detection) = match framework {
+        Some(name) => {
+            let plugin = registry
+                .get(name)
+                .ok_or_else(|| LaunchError::UnknownFramework {
+                    name: name.to_string(),
+                    known: registry.names().join(", "),
+                })?;
+            let detection = Detection {
+                confidence: 1.0,
+                reason: format!("framework `{}` chosen at launch", plugin.name()),
+            };
+            (plugin, detection)
+        }
+        None => registry
+            .detect(&project)
+            .ok_or_else(|| LaunchError::NotDetected(registry.looked_for()))?,
+    };
+    let lease = ports.acquire()?;
+    let plan = plugin
+        .launch_plan(&project, lease.port())
+        .map_err(|source| LaunchError::Plan {
+            plugin: plugin.name().to_string(),
+            source,
+        })?;
+    Ok((plugin, detection, lease, plan))
+}
+
+fn valid_env_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['=', '\0']) && !name.starts_with("PREVIEWD_")
+}
+
+/// How a run ended, before the final bookkeeping.
+struct Outcome {
+    status: PreviewStatus,
+    exit_code: Option<i32>,
+    error: Option<String>,
+}
+
+/// One preview's life, owned by its task.
+struct PreviewRun {
+    supervisor: Supervisor,
+    running: Arc<Running>,
+    plan: LaunchPlan,
+    /// The preview's port, held until the process tree is gone and the port is free.
+    lease: Option<PortLease>,
+    detection: Detection,
+    options: LaunchOptions,
+}
+
+impl PreviewRun {
+    async fn run(self) {
+        let record = self.running.record();
+        self.system(format!(
+            "launching {} preview {} on port {}: {}",
+            record.framework, record.id, record.port, self.detection.reason
+        ));
+        let outcome = self.start_and_watch().await;
+        self.finish(outcome).await;
+    }
+
+    fn system(&self, line: impl Into<String>) {
+        let generation_id = self.running.record().generation_id;
+        self.supervisor.system(&generation_id, line);
+    }
+
+    fn stop_requested(&self) -> Option<String> {
+        self.running.stop.borrow().clone()
+    }
+
+    async fn update(&self, change: impl FnOnce(&mut PreviewRecord)) {
+        let record = {
+            let mut record = self
+                .running
+                .record
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            change(&mut record);
+            record.clone()
+        };
+        if let Err(err) = self.supervisor.inner.store.put_preview(&record).await {
+            warn!("saving preview {}: {err}", record.id);
+        }
+        if *self.running.status.borrow() != record.status {
+            self.running.status.send_replace(record.status);
+            self.supervisor.publish(&record);
+        }
+    }
+
+    async fn start_and_watch(&self) -> Outcome {
+        let mut stop = self.running.stop.subscribe();
+        let interpreter = tokio::select! {
+            interpreter = self.provision() => interpreter,
+            _ = until_stop_requested(&mut stop) => Err("stopped while installing dependencies".to_string()),
+        };
+        let interpreter = match interpreter {
+            Ok(interpreter) => interpreter,
+            Err(error) => return self.stopped_or_failed(error),
+        };
+        if let Some(reason) = self.stop_requested() {
+            return self.stopped_or_failed(reason);
+        }
+        let mut child = match self.spawn(&interpreter).await {
+            Ok(child) => child,
+            Err(error) => return failed(None, error),
+        };
+        let readers = self.read_output(&mut child);
+        let outcome = self.watch(&mut child, &mut stop).await;
+        self.kill_tree(&mut child, outcome.status == PreviewStatus::Stopping)
+            .await;
+        // Let the readers store the last lines the app wrote before its pipes closed.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            futures_util::future::join_all(readers),
+        )
+        .await;
+        let exit_code = match child.try_wait() {
+            Ok(Some(status)) => exit_code(status),
+            _ => None,
+        };
+        Outcome {
+            status: if outcome.status == PreviewStatus::Stopping {
+                PreviewStatus::Stopped
+            } else {
+                outcome.status
+            },
+            exit_code: outcome.exit_code.or(exit_code),
+            error: outcome.error,
+        }
+    }
+
+    fn stopped_or_failed(&self, error: String) -> Outcome {
+        match self.stop_requested() {
+            Some(reason) => Outcome {
+                status: PreviewStatus::Stopped,
+                exit_code: None,
+                error: Some(reason),
+            },
+            None => failed(None, error),
+        }
+    }
+
+    /// Prepares the runtime; returns the interpreter to run the launcher with.
+    async fn provision(&self) -> Result<PathBuf, String> {
+        let inner = &self.supervisor.inner;
+        let project_dir = self
+            .supervisor
+            .project_dir(&self.running.record().generation_id);
+        match self.plan.runtime {
+            Runtime::Python => {
+                let manifests: Vec<PathBuf> = self
+                    .plan
+                    .requirements
+                    .iter()
+                    .map(|m| project_dir.join(m))
+                    .collect();
+                let logs = inner.logs.clone();
+                let generation_id = self.running.record().generation_id;
+                let progress = move |line: String| {
+                    let _ = logs.append(&generation_id, LogStream::System, line);
+                };
+                let env = inner
+                    .envs
+                    .ensure(PYTHON_REQUIREMENTS, &manifests, &project_dir, &progress)
+                    .await
+                    .map_err(|err| format!("installing dependencies failed: {err}"))?;
+                Ok(env.python)
+            }
+            Runtime::Node => Err("the Node runtime is not available in this previewd".to_string()),
+        }
+    }
+
+    async fn spawn(&self, interpreter: &Path) -> Result<Child, String> {
+        let inner = &self.supervisor.inner;
+        let record = self.running.record();
+        let project_dir = self.supervisor.project_dir(&record.generation_id);
+        let work_dir = project_dir.join(&self.plan.working_dir);
+        let scratch = inner.previews_dir.join(&record.id);
+        std::fs::create_dir_all(&scratch)
+            .map_err(|err| format!("creating {}: {err}", scratch.display()))?;
+        let launcher = match self.plan.runtime {
+            Runtime::Python => inner.runtimes.python_launcher(),
+            Runtime::Node => {
+                return Err("the Node runtime is not available in this previewd".into())
+            }
+        };
+
+        let mut command = Command::new(interpreter);
+        command
+            .arg("-u")
+            .arg(&launcher)
+            .args(&self.plan.args)
+            .current_dir(&work_dir)
+            .env_clear()
+            .envs(
+                INHERITED_ENV
+                    .iter()
+                    .filter_map(|k| Some((*k, std::env::var_os(k)?))),
+            )
+            .envs(&self.plan.env)
+            .envs(&self.options.env)
+            .env("PORT", record.port.to_string())
+            .env("HOST", "127.0.0.1")
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PREVIEWD_ROUTES_FILE", scratch.join("routes.json"))
+            .env("PREVIEWD_PROJECT_ROOT", &project_dir)
+            .env(MARKER_VAR, &record.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(venv) = interpreter.parent().and_then(Path::parent) {
+            command.env("VIRTUAL_ENV", venv);
+        }
+        // SAFETY: setsid is async-signal-safe; the closure touches nothing else.
+        unsafe {
+            command.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let shown = format!(
+            "{} -u {} {}",
+            interpreter.display(),
+            launcher.display(),
+            self.plan.args.join(" ")
+        );
+        let child = command
+            .spawn()
+            .map_err(|err| format!("starting `{shown}` failed: {err}"))?;
+        let pid = child.id().unwrap_or_default();
+        self.update(|r| {
+            r.pid = Some(pid);
+            r.pgid = i32::try_from(pid).ok();
+            r.launch_command = Some(shown.clone());
+        })
+        .await;
+        self.system(format!(
+            "started process {pid} in {}: {shown}",
+            work_dir.display()
+        ));
+        Ok(child)
+    }
+
+    fn read_output(&self, child: &mut Child) -> Vec<tokio::task::JoinHandle<()>> {
+        let generation_id = self.running.record().generation_id;
+        let mut readers = Vec::new();
+        let stdout = child.stdout.take().map(|s| {
+            (
+                LogStream::Stdout,
+                Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+            )
+        });
+        let stderr = child.stderr.take().map(|s| {
+            (
+                LogStream::Stderr,
+                Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+            )
+        });
+        for (stream, pipe) in [stdout, stderr].into_iter().flatten() {
+            let logs = self.supervisor.inner.logs.clone();
+            let running = self.running.clone();
+            let generation_id = generation_id.clone();
+            readers.push(tokio::spawn(async move {
+                line_reader::read_lines(
+                    BufReader::new(pipe),
+                    line_reader::MAX_LINE_BYTES,
+                    |line| {
+                        running.remember(&line);
+                        if let Err(err) = logs.append(&generation_id, stream, line) {
+                            warn!("storing a log line: {err}");
+                        }
+                    },
+                )
+                .await;
+            }));
+        }
+        readers
+    }
+
+    /// Probes readiness, then waits for the exit, a stop or the end of the preview's time.
+    async fn watch(
+        &self,
+        child: &mut Child,
+        stop: &mut watch::Receiver<Option<String>>,
+    ) -> Outcome {
+        let inner = &self.supervisor.inner;
+        let port = self.running.record().port;
+        let started = Instant::now();
+        let probe = Probe::new(port, &self.plan.readiness.path);
+        let deadline = tokio::time::sleep(inner.config.startup_timeout);
+        tokio::select! {
+            exit = child.wait() => {
+                let code = exit.ok().and_then(exit_code);
+                return failed(code, format!(
+                    "the app exited{} before answering HTTP on port {port}. Its last output:\n{}",
+                    code.map(|c| format!(" with code {c}")).unwrap_or_default(),
+                    self.running.recent_output()
+                ));
+            }
+            _ = until_stop_requested(stop) => return self.stopping().await,
+            _ = deadline => {
+                return failed(None, format!(
+                    "the app did not answer HTTP on port {port} within {}; is it listening on the port given in $PORT? Its last output:\n{}",
+                    humantime::format_duration(inner.config.startup_timeout),
+                    self.running.recent_output()
+                ));
+            }
+            status = probe.wait_ready() => {
+                self.system(format!(
+                    "health check passed: GET {} answered {status} {:.2} s after start",
+                    self.plan.readiness.path,
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+        }
+        self.load_runtime_routes().await;
+        self.update(|r| {
+            r.status = PreviewStatus::Running;
+            r.ready_at = Some(Utc::now());
+        })
+        .await;
+        let expires_in = (self.running.record().expires_at - Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        tokio::select! {
+            exit = child.wait() => {
+                let code = exit.ok().and_then(exit_code);
+                let error = format!(
+                    "the app exited{} on its own. Its last output:\n{}",
+                    code.map(|c| format!(" with code {c}")).unwrap_or_default(),
+                    self.running.recent_output()
+                );
+                failed(code, error)
+            }
+            _ = until_stop_requested(stop) => self.stopping().await,
+            _ = tokio::time::sleep(expires_in) => {
+                self.running.stop.send_replace(Some(format!(
+                    "stopped after the maximum uptime of {}",
+                    humantime::format_duration(inner.config.max_uptime)
+                )));
+                self.stopping().await
+            }
+        }
+    }
+
+    async fn stopping(&self) -> Outcome {
+        let reason = self
+            .stop_requested()
+            .unwrap_or_else(|| "stop requested".into());
+        self.update(|r| r.status = PreviewStatus::Stopping).await;
+        self.system(format!("stopping: {reason}"));
+        Outcome {
+            status: PreviewStatus::Stopping,
+            exit_code: None,
+            error: Some(reason),
+        }
+    }
+
+    async fn load_runtime_routes(&self) {
+        let record = self.running.record();
+        let path = self
+            .supervisor
+            .inner
+            .previews_dir
+            .join(&record.id)
+            .join("routes.json");
+        let Ok(bytes) = tokio::fs::read(&path).await else {
+            return;
+        };
+        match serde_json::from_slice::<Vec<Endpoint>>(&bytes) {
+            Ok(routes) => {
+                self.system(format!("the running app reports {} routes", routes.len()));
+                *self
+                    .running
+                    .runtime_routes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(routes);
+            }
+            Err(err) => warn!("reading the route table {}: {err}", path.display()),
+        }
+    }
+
+    /// SIGTERM to the whole tree (when `graceful`), SIGKILL after the grace period, until no
+    /// process of the preview is left; then reaps the launcher.
+    async fn kill_tree(&self, child: &mut Child, graceful: bool) {
+        let record = self.running.record();
+        let Some(pgid) = record.pgid else {
+            return;
+        };
+        let tree = ProcessTree::new(pgid, &record.id);
+        let grace = self.supervisor.inner.config.stop_grace;
+        if graceful {
+            let count = tree.signal(Signal::SIGTERM);
+            if count > 0 && !wait_until_gone(child, &tree, grace).await {
+                self.system(format!(
+                    "still running {} after SIGTERM: sending SIGKILL",
+                    humantime::format_duration(grace)
+                ));
+            }
+        }
+        if !tree.pids().is_empty() {
+            tree.signal(Signal::SIGKILL);
+            if !wait_until_gone(child, &tree, KILL_CONFIRM).await {
+                warn!(
+                    "processes of preview {} survived SIGKILL: {:?}",
+                    record.id,
+                    tree.pids()
+                );
+            }
+        }
+        let _ = tokio::time::timeout(KILL_CONFIRM, child.wait()).await;
+    }
+
+    async fn finish(mut self, outcome: Outcome) {
+        let port = self.running.record().port;
+        let confirm_until = Instant::now() + KILL_CONFIRM;
+        while !port_pool::is_free(port) && Instant::now() < confirm_until {
+            tokio::time::sleep(readiness::POLL_INTERVAL).await;
+        }
+        if !port_pool::is_free(port) {
+            warn!("port {port} is still taken after the preview ended");
+        }
+        self.lease.take();
+        self.system(match (outcome.status, outcome.exit_code) {
+            (PreviewStatus::Failed, _) => {
+                format!("failed: {}", outcome.error.clone().unwrap_or_default())
+            }
+            (_, Some(code)) => format!("stopped (exit code {code}); port {port} released"),
+            _ => format!("stopped; port {port} released"),
+        });
+        self.update(|r| {
+            r.status = outcome.status;
+            r.exit_code = outcome.exit_code;
+            r.error = outcome.error;
+            r.ended_at = Some(Utc::now());
+        })
+        .await;
+        let id = self.running.record().id;
+        self.supervisor
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        self.running.done.notify_waiters();
+    }
+}
+
+fn failed(exit_code: Option<i32>, error: String) -> Outcome {
+    Outcome {
+        status: PreviewStatus::Failed,
+        exit_code,
+        error: Some(error),
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().or_else(|| status.signal().map(|s| 128 + s))
+}
+
+/// Resolves once a stop has been asked for (at once if it already was).
+async fn until_stop_requested(stop: &mut watch::Receiver<Option<String>>) {
+    // The borrow the wait returns is dropped here, never held across an await of the caller.
+    let _ = stop.wait_for(Option::is_some).await.map(drop);
+}
+
+/// Waits until the launcher has exited and no process of the tree is left, up to `limit`.
+async fn wait_until_gone(child: &mut Child, tree: &ProcessTree, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        let _ = child.try_wait();
+        let tree = tree.clone();
+        let left = tokio::task::spawn_blocking(move || tree.pids().len())
+            .await
+            .unwrap_or(1);
+        if left == 0 {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

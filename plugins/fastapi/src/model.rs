@@ -1,0 +1,410 @@
+//! What a FastAPI project is made of, read statically: its apps (`FastAPI()`), routers
+//! (`APIRouter()`), app factories (`def create_app(): app = FastAPI(); ...; return app`) and how
+//! routers and sub-apps are plugged into each other (`include_router`, `mount`).
+//!
+//! Detection, the launch plan and route extraction all read this one model. Objects are keyed
+//! by where their name is bound: a file, a scope (module level or a function) and a name, so
+//! `app` inside `create_app()` and a module-level `app` elsewhere stay apart.
+
+use std::collections::HashMap;
+
+use previewd_plugin_api::PluginError;
+use previewd_plugin_python::calls::{argument, dotted_path, keyword_argument};
+use previewd_plugin_python::imports::{qualified_name, ImportKind};
+use previewd_plugin_python::literals::sequence_elements;
+use previewd_plugin_python::modules::is_test_path;
+use previewd_plugin_python::query::matches;
+use previewd_plugin_python::source::{
+    enclosing_function, is_top_level, line_of, strip_parentheses,
+};
+use previewd_plugin_python::{FileId, Program, Symbol};
+use tree_sitter::Node;
+
+use crate::queries::{ASSIGNMENTS, METHOD_CALLS, RETURNS};
+
+/// The names the FastAPI application class is importable under.
+const APP_CLASSES: &[&str] = &["fastapi.FastAPI", "fastapi.applications.FastAPI"];
+/// The names the router class is importable under.
+const ROUTER_CLASSES: &[&str] = &["fastapi.APIRouter", "fastapi.routing.APIRouter"];
+
+/// An application or a router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    App,
+    Router,
+}
+
+/// One `FastAPI()` or `APIRouter()` the code creates.
+pub(crate) struct Object {
+    pub kind: Kind,
+    /// The router's own `prefix=` (empty for apps); `None` when it is not a static string, so
+    /// routes under it cannot be placed.
+    pub prefix: Option<String>,
+    /// The router's own `tags=`.
+    pub tags: Vec<String>,
+}
+
+/// `parent.include_router(child, prefix=..., tags=...)` or `parent.mount(prefix, child)`.
+pub(crate) struct Include {
+    pub parent: usize,
+    pub child: usize,
+    /// `None` when the prefix is not a static string.
+    pub prefix: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// A module-level app or an app factory: something the launcher can import and serve.
+pub(crate) struct Entry {
+    pub file: FileId,
+    /// The attribute to import: the app variable or the factory function.
+    pub attr: String,
+    /// Whether `attr` is a factory to call.
+    pub factory: bool,
+    /// The app object it is (or returns).
+    pub object: usize,
+    pub line: u32,
+    /// What the file does, for the detection reason (`creates \`app = FastAPI()\``).
+    pub how: String,
+}
+
+/// Where a name is bound: file, scope (the node id of the enclosing function, `None` at module
+/// level) and name.
+type Binding = (FileId, Option<usize>, String);
+
+/// A `name = callee(args)` statement found by the assignments query.
+struct Assignment<'p> {
+    file: FileId,
+    statement: Node<'p>,
+    target: Node<'p>,
+    callee: Node<'p>,
+    arguments: Node<'p>,
+}
+
+/// The apps, routers, factories and includes of a project.
+pub(crate) struct Model<'p> {
+    pub program: &'p Program,
+    pub objects: Vec<Object>,
+    pub includes: Vec<Include>,
+    pub entries: Vec<Entry>,
+    bindings: HashMap<Binding, usize>,
+    factories: HashMap<(FileId, String), usize>,
+}
+
+impl<'p> Model<'p> {
+    /// Reads the model from every non-test file of `program`.
+    pub fn build(program: &'p Program) -> Result<Model<'p>, PluginError> {
+        let mut model = Model {
+            program,
+            objects: Vec::new(),
+            includes: Vec::new(),
+            entries: Vec::new(),
+            bindings: HashMap::new(),
+            factories: HashMap::new(),
+        };
+        let files = source_files(program);
+        let assignments = find_assignments(program, &files)?;
+        for assignment in &assignments {
+            model.add_constructed(assignment);
+        }
+        for &file in &files {
+            model.add_factories(file)?;
+        }
+        for assignment in &assignments {
+            model.add_factory_result(assignment);
+        }
+        for &file in &files {
+            model.add_includes(file)?;
+        }
+        Ok(model)
+    }
+
+    /// The app or router an expression in `file` denotes: a local or module-level name, an
+    /// imported one (`users.router`), or a call of an app factory.
+    pub fn object_of(&self, file: FileId, expr: Node<'_>) -> Option<usize> {
+        let expr = strip_parentheses(expr);
+        match expr.kind() {
+            "identifier" => {
+                let name = self.program.source(file).text_of(expr);
+                let mut scope = enclosing_function(expr);
+                while let Some(function) = scope {
+                    let key = (file, Some(function.id()), name.to_string());
+                    if let Some(&object) = self.bindings.get(&key) {
+                        return Some(object);
+                    }
+                    scope = enclosing_function(function);
+                }
+                self.bindings
+                    .get(&(file, None, name.to_string()))
+                    .copied()
+                    .or_else(|| self.object_at(self.program.resolve(file, expr)?))
+            }
+            "attribute" => self.object_at(self.program.resolve(file, expr)?),
+            "call" => self.factory_called(file, expr.child_by_field_name("function")?),
+            _ => None,
+        }
+    }
+
+    /// The string a `str` expression in `file` evaluates to, when static.
+    pub fn string(&self, file: FileId, expr: Node<'_>) -> Option<String> {
+        self.program.eval_str(file, expr)
+    }
+
+    /// The static strings of a `tags=[...]`-like list; elements that are not static are left
+    /// out.
+    pub fn strings(&self, file: FileId, expr: Node<'_>) -> Vec<String> {
+        sequence_elements(expr)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| self.string(file, e))
+            .collect()
+    }
+
+    fn object_at(&self, symbol: Symbol) -> Option<usize> {
+        match symbol {
+            Symbol::Name { file, name } => self.bindings.get(&(file, None, name)).copied(),
+            Symbol::Module(_) => None,
+        }
+    }
+
+    /// The app a call of an app factory returns.
+    fn factory_called(&self, file: FileId, callee: Node<'_>) -> Option<usize> {
+        match self.program.resolve(file, callee)? {
+            Symbol::Name { file, name } => self.factories.get(&(file, name)).copied(),
+            Symbol::Module(_) => None,
+        }
+    }
+
+    /// Which of `FastAPI`/`APIRouter` a callee in `file` names, through the file's imports.
+    fn class_of(&self, file: FileId, callee: Node<'_>) -> Option<Kind> {
+        let source = self.program.source(file);
+        let dotted = dotted_path(callee, source.text())?;
+        let imports = self.program.imports(file);
+        let qualified = qualified_name(imports, &dotted).or_else(|| {
+            // `from fastapi import *` brings the bare names in.
+            let starred = imports
+                .iter()
+                .any(|i| i.kind == ImportKind::Star && i.level == 0 && i.module == "fastapi");
+            starred.then(|| format!("fastapi.{dotted}"))
+        })?;
+        if APP_CLASSES.contains(&qualified.as_str()) {
+            Some(Kind::App)
+        } else if ROUTER_CLASSES.contains(&qualified.as_str()) {
+            Some(Kind::Router)
+        } else {
+            None
+        }
+    }
+
+    /// A new object for a `FastAPI(...)`/`APIRouter(...)` call with these arguments.
+    fn create(&mut self, kind: Kind, file: FileId, arguments: Node<'_>) -> usize {
+        let text = self.program.source(file).text();
+        let (prefix, tags) = match kind {
+            Kind::App => (Some(String::new()), Vec::new()),
+            Kind::Router => (
+                keyword_argument(arguments, "prefix", text)
+                    .map_or(Some(String::new()), |p| self.string(file, p)),
+                keyword_argument(arguments, "tags", text)
+                    .map(|t| self.strings(file, t))
+                    .unwrap_or_default(),
+            ),
+        };
+        self.objects.push(Object { kind, prefix, tags });
+        self.objects.len() - 1
+    }
+
+    /// Binds `assignment`'s target to `object`; a module-level app becomes an entry.
+    fn bind(&mut self, assignment: &Assignment<'_>, object: usize, how: String) {
+        let source = self.program.source(assignment.file);
+        let name = source.text_of(assignment.target).to_string();
+        let scope = enclosing_function(assignment.statement).map(|f| f.id());
+        if scope.is_none() && self.objects[object].kind == Kind::App {
+            self.entries.push(Entry {
+                file: assignment.file,
+                attr: name.clone(),
+                factory: false,
+                object,
+                line: line_of(assignment.statement),
+                how,
+            });
+        }
+        self.bindings.insert((assignment.file, scope, name), object);
+    }
+
+    /// `app = FastAPI(...)`, `router = APIRouter(...)`.
+    fn add_constructed(&mut self, assignment: &Assignment<'_>) {
+        let Some(kind) = self.class_of(assignment.file, assignment.callee) else {
+            return;
+        };
+        let object = self.create(kind, assignment.file, assignment.arguments);
+        let source = self.program.source(assignment.file);
+        let how = format!(
+            "creates `{} = {}()`",
+            source.text_of(assignment.target),
+            source.text_of(assignment.callee)
+        );
+        self.bind(assignment, object, how);
+    }
+
+    /// Module-level functions that return an app they build: `return app` after
+    /// `app = FastAPI()`, or `return FastAPI(...)`. Only functions callable without arguments
+    /// count, since the launcher calls them so.
+    fn add_factories(&mut self, file: FileId) -> Result<(), PluginError> {
+        let source = self.program.source(file);
+        for m in matches(RETURNS.get()?, source.root(), source.text()) {
+            let Some(function) = m.get("return").and_then(enclosing_function) else {
+                continue;
+            };
+            if !is_top_level(function) || !callable_without_arguments(function) {
+                continue;
+            }
+            let Some(name) = function.child_by_field_name("name") else {
+                continue;
+            };
+            let name = source.text_of(name).to_string();
+            if self.factories.contains_key(&(file, name.clone())) {
+                continue;
+            }
+            let object = if let Some(returned) = m.get("returned") {
+                let key = (file, Some(function.id()), source.text_of(returned).to_string());
+                self.bindings
+                    .get(&key)
+                    .copied()
+                    .filter(|&o| self.objects[o].kind == Kind::App)
+            } else {
+                let call = m.get("callee").and_then(|c| c.parent());
+                let arguments = call.and_then(|c| c.child_by_field_name("arguments"));
+                match (m.get("callee"), arguments) {
+                    (Some(callee), Some(arguments))
+                        if self.class_of(file, callee) == Some(Kind::App) =>
+                    {
+                        Some(self.create(Kind::App, file, arguments))
+                    }
+                    _ => None,
+                }
+            };
+            let Some(object) = object else {
+                continue;
+            };
+            self.factories.insert((file, name.clone()), object);
+            self.entries.push(Entry {
+                file,
+                how: format!("defines the app factory `{name}()`, which returns `FastAPI()`"),
+                attr: name,
+                factory: true,
+                object,
+                line: line_of(function),
+            });
+        }
+        Ok(())
+    }
+
+    /// `app = create_app()`: the name is the factory's app.
+    fn add_factory_result(&mut self, assignment: &Assignment<'_>) {
+        let Some(object) = self.factory_called(assignment.file, assignment.callee) else {
+            return;
+        };
+        let source = self.program.source(assignment.file);
+        let how = format!(
+            "creates `{} = {}()` (an app factory returning `FastAPI()`)",
+            source.text_of(assignment.target),
+            source.text_of(assignment.callee)
+        );
+        self.bind(assignment, object, how);
+    }
+
+    /// `include_router` and `mount` calls whose both sides are known.
+    fn add_includes(&mut self, file: FileId) -> Result<(), PluginError> {
+        let source = self.program.source(file);
+        let text = source.text();
+        for m in matches(METHOD_CALLS.get()?, source.root(), text) {
+            let (Some(receiver), Some(method), Some(arguments)) =
+                (m.get("receiver"), m.get("method"), m.get("arguments"))
+            else {
+                continue;
+            };
+            let (child, kind, prefix, tags) = match source.text_of(method) {
+                "include_router" => (
+                    argument(arguments, 0, "router", text),
+                    Kind::Router,
+                    keyword_argument(arguments, "prefix", text)
+                        .map_or(Some(String::new()), |p| self.string(file, p)),
+                    keyword_argument(arguments, "tags", text)
+                        .map(|t| self.strings(file, t))
+                        .unwrap_or_default(),
+                ),
+                "mount" => (
+                    argument(arguments, 1, "app", text),
+                    Kind::App,
+                    argument(arguments, 0, "path", text).and_then(|p| self.string(file, p)),
+                    Vec::new(),
+                ),
+                _ => continue,
+            };
+            let parent = self.object_of(file, receiver);
+            let child = child
+                .and_then(|c| self.object_of(file, c))
+                .filter(|&c| self.objects[c].kind == kind);
+            if let (Some(parent), Some(child)) = (parent, child) {
+                self.includes.push(Include {
+                    parent,
+                    child,
+                    prefix,
+                    tags,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The files the model reads: every file but tests, which build throwaway apps.
+pub(crate) fn source_files(program: &Program) -> Vec<FileId> {
+    program
+        .files()
+        .filter(|(_, source)| !is_test_path(source.path()))
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Every `name = callee(...)` in `files`.
+fn find_assignments<'p>(
+    program: &'p Program,
+    files: &[FileId],
+) -> Result<Vec<Assignment<'p>>, PluginError> {
+    let query = ASSIGNMENTS.get()?;
+    let mut found = Vec::new();
+    for &file in files {
+        let source = program.source(file);
+        for m in matches(query, source.root(), source.text()) {
+            if let (Some(statement), Some(target), Some(callee), Some(arguments)) = (
+                m.get("assignment"),
+                m.get("target"),
+                m.get("callee"),
+                m.get("arguments"),
+            ) {
+                found.push(Assignment {
+                    file,
+                    statement,
+                    target,
+                    callee,
+                    arguments,
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Whether every parameter of a `def` has a default (or is `*args`/`**kwargs`).
+fn callable_without_arguments(function: Node<'_>) -> bool {
+    let Some(parameters) = function.child_by_field_name("parameters") else {
+        return false;
+    };
+    let mut cursor = parameters.walk();
+    let required = parameters.named_children(&mut cursor).any(|p| match p.kind() {
+        "identifier" => true,
+        "typed_parameter" => p.named_child(0).is_some_and(|n| n.kind() == "identifier"),
+        _ => false,
+    });
+    !required
+}

@@ -1,0 +1,379 @@
+//! Static route extraction: every path operation registered on an app or router, placed under
+//! the prefixes and tags of the routers and includes above it, as FastAPI itself composes them.
+//!
+//! Registrations are `@x.get("/p")` (and the other HTTP verbs), `@x.api_route("/p",
+//! methods=[...])` and `x.add_api_route("/p", handler, methods=[...])`. WebSocket routes are
+//! not listed: they are not HTTP operations (FastAPI's OpenAPI schema leaves them out too).
+//! A route whose path, or a prefix above it, is not a static string is skipped rather than
+//! reported wrong.
+
+use std::collections::{HashMap, HashSet};
+
+use previewd_plugin_api::{Endpoint, PluginError};
+use previewd_plugin_python::calls::{argument, keyword_argument};
+use previewd_plugin_python::docstrings::{clean_docstring, docstring};
+use previewd_plugin_python::literals::sequence_elements;
+use previewd_plugin_python::query::matches;
+use previewd_plugin_python::source::{enclosing_function, line_of};
+use previewd_plugin_python::{FileId, Symbol};
+use tree_sitter::Node;
+
+use crate::model::{source_files, Model};
+use crate::queries::{METHOD_CALLS, ROUTE_DECORATORS};
+
+/// The method `api_route` and `add_api_route` use when given no `methods=`.
+const DEFAULT_METHOD: &str = "GET";
+
+/// Include chains deeper than this are not followed (and cycles never are).
+const MAX_NESTING: usize = 32;
+
+/// At most this many endpoints are reported; a router included from many places in many
+/// combinations could otherwise multiply without bound.
+const MAX_ENDPOINTS: usize = 10_000;
+
+/// One path operation as registered on its app or router, before prefixes.
+struct Registration {
+    object: usize,
+    methods: Vec<String>,
+    path: String,
+    summary: Option<String>,
+    description: Option<String>,
+    tags: Vec<String>,
+    file: String,
+    line: u32,
+}
+
+/// Every route of the project, sorted by path then method.
+pub(crate) fn extract(model: &Model<'_>) -> Result<Vec<Endpoint>, PluginError> {
+    let registrations = registrations(model)?;
+    let mut on_object: HashMap<usize, Vec<&Registration>> = HashMap::new();
+    for registration in &registrations {
+        on_object.entry(registration.object).or_default().push(registration);
+    }
+    let mut walk = Walk {
+        model,
+        on_object,
+        stack: Vec::new(),
+        endpoints: Vec::new(),
+    };
+    let included: HashSet<usize> = model.includes.iter().map(|i| i.child).collect();
+    // Objects nobody includes are the roots: the apps, and routers never included (listed
+    // under their own prefix, best effort).
+    for root in (0..model.objects.len()).filter(|o| !included.contains(o)) {
+        walk.visit(root, "", &[]);
+    }
+    let mut endpoints = walk.endpoints;
+    endpoints.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
+    endpoints.dedup();
+    Ok(endpoints)
+}
+
+/// The traversal from root objects down their includes.
+struct Walk<'a, 'p> {
+    model: &'a Model<'p>,
+    on_object: HashMap<usize, Vec<&'a Registration>>,
+    /// The objects on the current include chain, to stop at cycles.
+    stack: Vec<usize>,
+    endpoints: Vec<Endpoint>,
+}
+
+impl Walk<'_, '_> {
+    /// Lists the routes of `object` and everything it includes, under `prefix` and `tags`
+    /// (what the includes above it add).
+    fn visit(&mut self, object: usize, prefix: &str, tags: &[String]) {
+        if self.stack.len() >= MAX_NESTING || self.stack.contains(&object) {
+            return;
+        }
+        let model = self.model;
+        let Some(own_prefix) = &model.objects[object].prefix else {
+            return;
+        };
+        let prefix = format!("{prefix}{own_prefix}");
+        let tags = merged(tags, &model.objects[object].tags);
+        for registration in self.on_object.get(&object).into_iter().flatten() {
+            for method in &registration.methods {
+                if self.endpoints.len() >= MAX_ENDPOINTS {
+                    return;
+                }
+                let path = match format!("{prefix}{}", registration.path) {
+                    path if path.is_empty() => "/".to_string(),
+                    path => path,
+                };
+                self.endpoints.push(Endpoint {
+                    method: method.clone(),
+                    path_params: Endpoint::params_of(&path),
+                    path,
+                    summary: registration.summary.clone(),
+                    description: registration.description.clone(),
+                    tags: merged(&tags, &registration.tags),
+                    file: Some(registration.file.clone()),
+                    line: Some(registration.line),
+                });
+            }
+        }
+        self.stack.push(object);
+        for include in model.includes.iter().filter(|i| i.parent == object) {
+            if let Some(include_prefix) = &include.prefix {
+                let tags = merged(&tags, &include.tags);
+                self.visit(include.child, &format!("{prefix}{include_prefix}"), &tags);
+            }
+        }
+        self.stack.pop();
+    }
+}
+
+/// `outer` followed by the tags of `inner` not already in it.
+fn merged(outer: &[String], inner: &[String]) -> Vec<String> {
+    let mut tags = outer.to_vec();
+    for tag in inner {
+        if !tags.contains(tag) {
+            tags.push(tag.clone());
+        }
+    }
+    tags
+}
+
+/// Every route registration on a known app or router, in file and source order.
+fn registrations(model: &Model<'_>) -> Result<Vec<Registration>, PluginError> {
+    let program = model.program;
+    let mut found = Vec::new();
+    for file in source_files(program) {
+        let source = program.source(file);
+        let text = source.text();
+        for m in matches(ROUTE_DECORATORS.get()?, source.root(), text) {
+            let (Some(decorator), Some(receiver), Some(method), Some(arguments), Some(handler)) = (
+                m.get("decorator"),
+                m.get("receiver"),
+                m.get("method"),
+                m.get("arguments"),
+                m.get("handler"),
+            ) else {
+                continue;
+            };
+            if !decorates_cleanly(decorator, handler) {
+                continue;
+            }
+            let methods = match source.text_of(method) {
+                "api_route" => methods_argument(model, file, arguments),
+                verb => Some(vec![verb.to_ascii_uppercase()]),
+            };
+            let call = Call {
+                file,
+                receiver,
+                arguments,
+                methods,
+            };
+            found.extend(call.registration(model, Some((file, handler)), handler));
+        }
+        for m in matches(METHOD_CALLS.get()?, source.root(), text) {
+            let (Some(receiver), Some(method), Some(arguments), Some(site)) = (
+                m.get("receiver"),
+                m.get("method"),
+                m.get("arguments"),
+                m.get("call"),
+            ) else {
+                continue;
+            };
+            if source.text_of(method) != "add_api_route" {
+                continue;
+            }
+            let handler = argument(arguments, 1, "endpoint", text)
+                .and_then(|endpoint| function_named_by(model, file, endpoint));
+            let call = Call {
+                file,
+                receiver,
+                arguments,
+                methods: methods_argument(model, file, arguments),
+            };
+            found.extend(call.registration(model, handler, site));
+        }
+    }
+    Ok(found)
+}
+
+/// Whether `decorator` is well formed and really applies to `handler`: when code between them
+/// is broken, tree-sitter's recovery can attach a decorator to the next function that parses,
+/// which is not the one it was written for.
+fn decorates_cleanly(decorator: Node<'_>, handler: Node<'_>) -> bool {
+    let mut next = decorator.next_sibling();
+    while let Some(node) = next {
+        if node.id() == handler.id() {
+            return !decorator.has_error();
+        }
+        if node.is_error() || node.is_missing() {
+            return false;
+        }
+        next = node.next_sibling();
+    }
+    false
+}
+
+/// A registering call: `@receiver.verb(arguments)` or `receiver.add_api_route(arguments)`.
+struct Call<'p> {
+    file: FileId,
+    receiver: Node<'p>,
+    arguments: Node<'p>,
+    /// The HTTP methods; `None` when `methods=` is not static.
+    methods: Option<Vec<String>>,
+}
+
+impl Call<'_> {
+    /// The registration this call makes, if its receiver, methods and path are all known.
+    /// `handler` is the handler's `def` (and its file) when known; `site` locates the route
+    /// when it is not (a lambda, a partial).
+    fn registration(
+        &self,
+        model: &Model<'_>,
+        handler: Option<(FileId, Node<'_>)>,
+        site: Node<'_>,
+    ) -> Option<Registration> {
+        let program = model.program;
+        let text = program.source(self.file).text();
+        let object = model.object_of(self.file, self.receiver)?;
+        let methods = self.methods.clone()?;
+        let path = model.string(self.file, argument(self.arguments, 0, "path", text)?)?;
+        let keyword = |name| {
+            keyword_argument(self.arguments, name, text).and_then(|v| model.string(self.file, v))
+        };
+        let handler_name = handler.and_then(|(file, def)| {
+            let name = def.child_by_field_name("name")?;
+            Some(program.source(file).text_of(name).to_string())
+        });
+        let summary = keyword("summary")
+            .or_else(|| keyword("name").or(handler_name).map(|n| title(&n.replace('_', " "))));
+        let docstring = handler.and_then(|(file, def)| {
+            docstring(def, program.source(file).text()).map(|d| clean_docstring(&d))
+        });
+        // FastAPI keeps what precedes a form feed, stripped.
+        let description = keyword("description")
+            .or(docstring)
+            .map(|d| d.split('\u{c}').next().unwrap_or("").trim().to_string())
+            .filter(|d| !d.is_empty());
+        let tags = keyword_argument(self.arguments, "tags", text)
+            .map(|t| model.strings(self.file, t))
+            .unwrap_or_default();
+        let (file, line) = match handler {
+            Some((file, def)) => (program.source(file).path().to_string(), line_of(def)),
+            None => (program.source(self.file).path().to_string(), line_of(site)),
+        };
+        Some(Registration {
+            object,
+            methods,
+            path,
+            summary,
+            description,
+            tags,
+            file,
+            line,
+        })
+    }
+}
+
+/// The upper-cased `methods=` of `api_route`/`add_api_route` (GET when absent); `None` when it
+/// is not a static list of strings.
+fn methods_argument(model: &Model<'_>, file: FileId, arguments: Node<'_>) -> Option<Vec<String>> {
+    let text = model.program.source(file).text();
+    let Some(methods) = keyword_argument(arguments, "methods", text) else {
+        return Some(vec![DEFAULT_METHOD.to_string()]);
+    };
+    let elements = sequence_elements(methods)?;
+    let mut found: Vec<String> = Vec::new();
+    for element in elements {
+        let method = model.string(file, element)?.to_ascii_uppercase();
+        if !found.contains(&method) {
+            found.push(method);
+        }
+    }
+    Some(found)
+}
+
+/// The `def` an endpoint expression names: a function in an enclosing function's body (app
+/// factories define handlers locally), else a module-level or imported one.
+fn function_named_by<'p>(
+    model: &Model<'p>,
+    file: FileId,
+    expr: Node<'p>,
+) -> Option<(FileId, Node<'p>)> {
+    let program = model.program;
+    if expr.kind() == "identifier" {
+        let name = program.source(file).text_of(expr);
+        let mut scope = enclosing_function(expr);
+        while let Some(function) = scope {
+            if let Some(local) = local_function(model, file, function, name) {
+                return Some((file, local));
+            }
+            scope = enclosing_function(function);
+        }
+    }
+    let Symbol::Name { file, name } = program.resolve(file, expr)? else {
+        return None;
+    };
+    let definition = program.definition(file, &name)?;
+    (definition.kind() == "function_definition").then_some((file, definition))
+}
+
+/// The `def name` directly in `function`'s body.
+fn local_function<'p>(
+    model: &Model<'p>,
+    file: FileId,
+    function: Node<'p>,
+    name: &str,
+) -> Option<Node<'p>> {
+    let source = model.program.source(file);
+    let body = function.child_by_field_name("body")?;
+    let mut cursor = body.walk();
+    let statements: Vec<_> = body.named_children(&mut cursor).collect();
+    statements
+        .into_iter()
+        .filter_map(|s| match s.kind() {
+            "function_definition" => Some(s),
+            "decorated_definition" => s.child_by_field_name("definition"),
+            _ => None,
+        })
+        .filter(|d| d.kind() == "function_definition")
+        .find(|d| {
+            d.child_by_field_name("name")
+                .is_some_and(|n| source.text_of(n) == name)
+        })
+}
+
+/// Python's `str.title()`: each run of letters starts upper-case and continues lower-case
+/// (FastAPI's default summary is the handler name, `_` as spaces, title-cased).
+fn title(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_word = false;
+    for c in text.chars() {
+        if c.is_alphabetic() {
+            if in_word {
+                out.extend(c.to_lowercase());
+            } else {
+                out.extend(c.to_uppercase());
+            }
+            in_word = true;
+        } else {
+            out.push(c);
+            in_word = false;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_like_python() {
+        assert_eq!(title("get user items"), "Get User Items");
+        assert_eq!(title("read root2x"), "Read Root2X");
+        assert_eq!(title("getHTTPData"), "Gethttpdata");
+        assert_eq!(title("  lead"), "  Lead");
+    }
+
+    #[test]
+    fn merges_tags_without_duplicates() {
+        let outer = vec!["v1".to_string(), "users".to_string()];
+        let inner = vec!["users".to_string(), "admin".to_string()];
+        assert_eq!(merged(&outer, &inner), ["v1", "users", "admin"]);
+    }
+}

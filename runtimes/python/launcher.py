@@ -1,0 +1,346 @@
+"""previewd's Python launcher: imports a user's web app and serves it on one port.
+
+previewd embeds this file in its binary and writes it under its data dir; it runs as
+
+    <venv>/bin/python -u launcher.py --framework fastapi --app app.main:app --port 3001
+        [--factory] [--host 127.0.0.1]
+
+with the app's working dir as cwd. Environment it reads:
+
+    PREVIEWD_ROUTES_FILE   absolute path; when set, the app's route table is written there as
+                           JSON (atomically) before the server starts.
+    PREVIEWD_PROJECT_ROOT  the project root that `file` in the route table is relative to
+                           (default: cwd).
+    PREVIEWD_ROOT_PATH     the prefix a reverse proxy serves the app under, e.g. /preview/<id>;
+                           passed to the server as the ASGI root_path. The proxy strips it.
+
+Exit codes: 0 after a clean shutdown (SIGTERM / SIGINT), 1 when the app cannot be imported or
+built (the user's traceback is on stderr), 2 for bad arguments or an unknown framework, 3 when
+the server could not start (port taken, lifespan startup failed).
+
+Only the standard library and the framework's own packages are used, so the file stands alone.
+Each framework is one entry in FRAMEWORKS; only FastAPI (ASGI, served by uvicorn) exists now.
+"""
+
+import argparse
+import enum
+import importlib
+import inspect
+import json
+import os
+import re
+import signal
+import sys
+import tempfile
+import traceback
+
+# Routes FastAPI adds for its own documentation; left out of the route table.
+DOCS_ATTRIBUTES = ("openapi_url", "docs_url", "redoc_url", "swagger_ui_oauth2_redirect_url")
+# The method recorded for a WebSocket route (it is not an HTTP method, so clients can filter it).
+WEBSOCKET_METHOD = "WEBSOCKET"
+METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
+CONVERTER = re.compile(r"\{([^{}:]+):[^{}]*\}")
+PARAM = re.compile(r"\{([^{}]+)\}")
+
+
+class LaunchError(Exception):
+    """A failure to report as one line on stderr, with the exit code to leave with."""
+
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
+
+
+def say(message):
+    print("previewd: " + message, file=sys.stderr, flush=True)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="launcher.py", description="Serve a Python web app for previewd."
+    )
+    parser.add_argument("--framework", required=True, help="one of: " + ", ".join(FRAMEWORKS))
+    parser.add_argument("--app", required=True, help="module:attribute, e.g. app.main:app")
+    parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--factory", action="store_true", help="the attribute is a function returning the app"
+    )
+    return parser.parse_args(argv)
+
+
+def load_app(spec, factory):
+    """Imports `module:attr` from cwd and returns the app (the factory's result with --factory).
+
+    The user's own exception goes to stderr as a traceback without the launcher's frames.
+    """
+    module_name, sep, attr_path = spec.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise LaunchError("--app must look like module:attribute, got %r" % spec, 2)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:
+        print_user_traceback(error)
+        raise LaunchError("could not import %s (traceback above)" % module_name, 1)
+    target = module
+    for part in attr_path.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise LaunchError("module %s has no attribute %r" % (module_name, attr_path), 1)
+    if not factory:
+        return target
+    try:
+        return target()
+    except Exception as error:
+        print_user_traceback(error)
+        raise LaunchError("the app factory %s raised (traceback above)" % spec, 1)
+
+
+def print_user_traceback(error):
+    # Leading frames are the launcher's and the import machinery's; the user's start after.
+    machinery = (__file__, importlib.__file__)
+    tb = error.__traceback__
+    while tb is not None and (
+        tb.tb_frame.f_code.co_filename in machinery
+        or tb.tb_frame.f_code.co_filename.startswith("<frozen importlib")
+    ):
+        tb = tb.tb_next
+    traceback.print_exception(type(error), error, tb, file=sys.stderr)
+    sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# Route table
+
+
+def write_routes(path, routes):
+    """Writes `routes` as JSON to `path` through a temp file in the same dir + os.replace."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".routes-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(routes, out, indent=2)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def source_location(endpoint, project_root):
+    """(file relative to project_root, 1-based line of the `def`), or (None, None) outside it."""
+    target = endpoint
+    while True:
+        inner = getattr(target, "func", None)  # functools.partial
+        if inner is None or not callable(inner):
+            break
+        target = inner
+    try:
+        target = inspect.unwrap(target)
+    except ValueError:
+        pass
+    try:
+        filename = inspect.getsourcefile(target)
+    except TypeError:
+        return None, None
+    if not filename:
+        return None, None
+    real = os.path.realpath(filename)
+    if os.path.commonpath([real, project_root]) != project_root:
+        return None, None
+    relative = os.path.relpath(real, project_root).replace(os.sep, "/")
+    try:
+        lines, start = inspect.getsourcelines(target)
+    except (OSError, TypeError):
+        return relative, None
+    # getsourcelines starts at the first decorator; report the `def` (or `class`) line.
+    for offset, text in enumerate(lines):
+        stripped = text.lstrip()
+        if stripped.startswith(("def ", "async def ", "class ")):
+            return relative, start + offset
+    return relative, start
+
+
+def tag_name(tag):
+    return str(tag.value) if isinstance(tag, enum.Enum) else str(tag)
+
+
+def ordered_methods(methods):
+    known = [m for m in METHOD_ORDER if m in methods]
+    return known + sorted(m for m in methods if m not in METHOD_ORDER)
+
+
+def route_entries(path, methods, endpoint, name, summary, description, tags, project_root):
+    path = CONVERTER.sub(r"{\1}", path)
+    file, line = source_location(endpoint, project_root)
+    if not description:
+        description = inspect.getdoc(endpoint) or None
+    entry = {
+        "path": path,
+        "path_params": PARAM.findall(path),
+        "summary": summary or (name or "").replace("_", " ").title() or None,
+        "description": description or None,
+        "tags": [tag_name(t) for t in tags or []],
+        "file": file,
+        "line": line,
+    }
+    return [dict(method=m, **entry) for m in methods]
+
+
+def flatten_routes(routes):
+    """The routes of one router, with FastAPI's included routers expanded.
+
+    FastAPI >= 0.16x keeps `include_router` lazily as one route that `iter_route_contexts`
+    expands (with prefixes and tags merged); older versions copy the routes into `app.routes`.
+    """
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        return list(routes)
+    return list(iter_route_contexts(routes))
+
+
+def original_route(route):
+    return getattr(route, "original_route", route)
+
+
+def docs_paths(app):
+    return {getattr(app, attr) for attr in DOCS_ATTRIBUTES if getattr(app, attr, None)}
+
+
+def unwrap_app(app):
+    """Middleware wrappers (`CORSMiddleware(app)`) hide the routes; look through them."""
+    for _ in range(32):
+        if hasattr(app, "routes") or not hasattr(app, "app"):
+            break
+        app = app.app
+    return app
+
+
+def asgi_route_table(app, project_root, prefix=""):
+    """One entry per method of every HTTP route (FastAPI's and Starlette's), one `WEBSOCKET`
+    entry per WebSocket route; mounted sub-apps are walked with their prefix; FastAPI's own
+    documentation routes and static-file mounts are left out."""
+    from starlette.routing import Mount, Route, WebSocketRoute
+
+    try:
+        from fastapi.routing import APIRoute
+    except ImportError:
+        APIRoute = ()  # a plain Starlette app: isinstance(x, ()) is always False
+    app = unwrap_app(app)
+    skip = docs_paths(app)
+    table = []
+    for route in flatten_routes(getattr(app, "routes", None) or []):
+        kind = original_route(route)
+        path = getattr(route, "path_format", None) or getattr(route, "path", "")
+        if isinstance(kind, Mount):
+            mount_path = getattr(route, "path", "")
+            table.extend(asgi_route_table(route.app, project_root, prefix + mount_path))
+            continue
+        if isinstance(kind, (Route, WebSocketRoute)) and path in skip:
+            continue
+        endpoint = getattr(route, "endpoint", None)
+        name = getattr(route, "name", None)
+        if isinstance(kind, Route):  # FastAPI's APIRoute included
+            methods = set(getattr(route, "methods", None) or ["GET"])
+            if not isinstance(kind, APIRoute) and "GET" in methods:
+                methods.discard("HEAD")  # Starlette adds HEAD to every GET route
+            summary = getattr(route, "summary", None)
+            description = getattr(route, "description", None)
+            tags = getattr(route, "tags", None)
+            methods = ordered_methods(methods)
+        elif isinstance(kind, WebSocketRoute):
+            methods, summary, description, tags = [WEBSOCKET_METHOD], None, None, None
+        else:
+            continue  # Host routes, FastAPI frontend groups: not part of the API
+        table.extend(
+            route_entries(
+                prefix + path, methods, endpoint, name, summary, description, tags, project_root
+            )
+        )
+    return table
+
+
+def publish_routes(build_table, app):
+    """Writes the route table if PREVIEWD_ROUTES_FILE asks for it; never stops the launch."""
+    routes_file = os.environ.get("PREVIEWD_ROUTES_FILE")
+    if not routes_file:
+        return
+    project_root = os.path.realpath(os.environ.get("PREVIEWD_PROJECT_ROOT") or os.getcwd())
+    try:
+        write_routes(routes_file, build_table(app, project_root))
+    except Exception as error:
+        message = " ".join(str(error).split())
+        say("warning: could not write the route table: %s: %s" % (type(error).__name__, message))
+
+
+# ---------------------------------------------------------------------------------------------
+# Frameworks
+
+
+def serve_fastapi(args):
+    try:
+        import uvicorn
+    except ImportError as error:
+        raise LaunchError("uvicorn is not installed in this environment (%s)" % error, 1)
+    app = load_app(args.app, args.factory)
+    publish_routes(asgi_route_table, app)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        root_path=os.environ.get("PREVIEWD_ROOT_PATH", ""),
+        log_level="info",
+        access_log=True,
+        lifespan="auto",
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise LaunchError("the server did not start (see the log above)", 3)
+    return 0
+
+
+# --framework value -> function(args) serving the app until shutdown, returning the exit code.
+FRAMEWORKS = {
+    "fastapi": serve_fastapi,
+}
+
+
+def exit_cleanly(signum, frame):
+    raise SystemExit(0)
+
+
+def main(argv):
+    args = parse_args(argv)
+    serve = FRAMEWORKS.get(args.framework)
+    if serve is None:
+        say(
+            "unknown framework %r; this launcher serves: %s"
+            % (args.framework, ", ".join(sorted(FRAMEWORKS)))
+        )
+        return 2
+    # The app's directory comes first on the path, in place of the launcher's own directory.
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and os.path.abspath(sys.path[0] or os.curdir) == here:
+        del sys.path[0]
+    sys.path.insert(0, os.getcwd())
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal under the
+    # previous handler: make that handler a clean exit (also before the server is up).
+    signal.signal(signal.SIGTERM, exit_cleanly)
+    signal.signal(signal.SIGINT, exit_cleanly)
+    try:
+        return serve(args)
+    except LaunchError as error:
+        say(str(error))
+        return error.code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,18 @@
+//! End-to-end tests: a real previewd server in-process, real FastAPI apps as child processes
+//! (installed by previewd's own provisioning), real HTTP and SSE between them.
+
+/// Upload → launch → logs → request → endpoints → stop, the way a frontend drives it.
+mod flow;
+/// Bearer tokens, session tokens and the 401/404 rules.
+mod auth;
+/// Apps that crash, never bind, or leave stubborn children behind.
+mod failures;
+/// Hostile and malformed uploads.
+mod uploads;
+/// previewd restarting on the same data dir.
+mod restart;
+
+use std::time::Duration;
+
+/// How long a test waits for a launch, including a cold dependency install.
+pub const LAUNCH_LIMIT: Duration = Duration::from_secs(300);
