@@ -6,11 +6,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use poem::http::header::CONTENT_TYPE;
 use poem::http::HeaderValue;
 use poem::listener::{Acceptor, TcpAcceptor};
 use poem::middleware::Tracing;
-use futures_util::StreamExt;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Route};
 
 use crate::api;
@@ -53,7 +53,11 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
 /// `Content-Length`, or cut off while streaming when it has none), and a request without a body
 /// or a Content-Type is read as an empty JSON body, so that `curl -X POST .../launch` works
 /// where the body is optional.
-async fn body_policy<E: Endpoint>(next: Arc<E>, mut req: Request, max_body: u64) -> poem::Result<poem::Response> {
+async fn body_policy<E: Endpoint>(
+    next: Arc<E>,
+    mut req: Request,
+    max_body: u64,
+) -> poem::Result<poem::Response> {
     let length = req
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)
@@ -66,14 +70,19 @@ async fn body_policy<E: Endpoint>(next: Arc<E>, mut req: Request, max_body: u64)
         }
         .into());
     }
-    let chunked = req.headers().get(poem::http::header::TRANSFER_ENCODING).is_some();
+    let chunked = req
+        .headers()
+        .get(poem::http::header::TRANSFER_ENCODING)
+        .is_some();
     if chunked {
         let mut seen = 0u64;
         let limited = req.take_body().into_bytes_stream().map(move |chunk| {
             let chunk = chunk?;
             seen += chunk.len() as u64;
             if seen > max_body {
-                return Err(std::io::Error::other(format!("the request body is larger than {max_body} bytes")));
+                return Err(std::io::Error::other(format!(
+                    "the request body is larger than {max_body} bytes"
+                )));
             }
             Ok(chunk)
         });

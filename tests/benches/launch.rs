@@ -28,9 +28,18 @@ async fn main() {
     let first = client.launch_wait(&generation).await;
     assert_eq!(first.status, 200, "{:?}", first.body);
     let cold = started.elapsed();
-    let config = client.get(&format!("/generations/{generation}/preview/config")).await;
-    let command = config.body["launch_command"].as_str().expect("launch command").to_string();
-    let python = command.split_whitespace().next().expect("interpreter").to_string();
+    let config = client
+        .get(&format!("/generations/{generation}/preview/config"))
+        .await;
+    let command = config.body["launch_command"]
+        .as_str()
+        .expect("launch command")
+        .to_string();
+    let python = command
+        .split_whitespace()
+        .next()
+        .expect("interpreter")
+        .to_string();
     client.stop_preview(&generation).await;
 
     let mut previewd = Vec::new();
@@ -51,18 +60,41 @@ async fn main() {
     server.stop().await;
 
     let (p, b) = (median(&mut previewd), median(&mut bare));
-    println!("launch benchmark: fastapi-app ({} runs each, medians)", runs);
-    println!("  cold provisioning + launch (empty env cache): {:>8.1} ms", ms(cold));
-    println!("  bare uvicorn cold start to first answer:      {:>8.1} ms", ms(b));
-    println!("  previewd launch to running (deps warm):       {:>8.1} ms", ms(p));
-    println!("  ratio previewd / bare:                        {:>8.2}   (target ≤ 1.10)", p.as_secs_f64() / b.as_secs_f64());
+    println!(
+        "launch benchmark: fastapi-app ({} runs each, medians)",
+        runs
+    );
+    println!(
+        "  cold provisioning + launch (empty env cache): {:>8.1} ms",
+        ms(cold)
+    );
+    println!(
+        "  bare uvicorn cold start to first answer:      {:>8.1} ms",
+        ms(b)
+    );
+    println!(
+        "  previewd launch to running (deps warm):       {:>8.1} ms",
+        ms(p)
+    );
+    println!(
+        "  ratio previewd / bare:                        {:>8.2}   (target ≤ 1.10)",
+        p.as_secs_f64() / b.as_secs_f64()
+    );
 }
 
 /// Starts `python -m uvicorn app.main:app` in `project` and times it to its first HTTP answer.
 async fn bare_uvicorn(python: &str, project: &std::path::Path, port: u16) -> Duration {
     let started = Instant::now();
     let mut child = tokio::process::Command::new(python)
-        .args(["-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
         .current_dir(project)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -75,7 +107,10 @@ async fn bare_uvicorn(python: &str, project: &std::path::Path, port: u16) -> Dur
         if client.get(&url).send().await.is_ok() {
             break started.elapsed();
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "uvicorn did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "uvicorn did not start"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let _ = child.start_kill();

@@ -12,11 +12,25 @@ async fn crash_at_import_fails_with_the_apps_error() {
     let answer = alice.launch_wait(&generation).await;
     assert_eq!(answer.status, 422, "{:?}", answer.body);
     assert_eq!(answer.body["code"], "launch_failed");
-    assert!(answer.body["message"].as_str().unwrap().contains("boom: DATABASE_URL is not set"), "{:?}", answer.body);
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("boom: DATABASE_URL is not set"),
+        "{:?}",
+        answer.body
+    );
     let last_lines = answer.body["last_lines"].as_array().unwrap();
-    assert!(last_lines.iter().any(|l| l.as_str().unwrap().contains("RuntimeError")), "{last_lines:?}");
+    assert!(
+        last_lines
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("RuntimeError")),
+        "{last_lines:?}"
+    );
 
-    let status = alice.get(&format!("/generations/{generation}/preview/status")).await;
+    let status = alice
+        .get(&format!("/generations/{generation}/preview/status"))
+        .await;
     assert_eq!(status.body["status"], "failed");
     assert_eq!(status.body["exit_code"], 1);
     assert!(!port_in_use(status.body["port"].as_u64().unwrap() as u16));
@@ -33,8 +47,13 @@ async fn never_binding_app_fails_at_the_deadline() {
     assert_eq!(answer.status, 422, "{:?}", answer.body);
     let message = answer.body["message"].as_str().unwrap();
     assert!(message.contains("did not answer HTTP"), "{message}");
-    assert!(message.contains("connecting to a database"), "the app's own output is shown: {message}");
-    let status = alice.get(&format!("/generations/{generation}/preview/status")).await;
+    assert!(
+        message.contains("connecting to a database"),
+        "the app's own output is shown: {message}"
+    );
+    let status = alice
+        .get(&format!("/generations/{generation}/preview/status"))
+        .await;
     assert_eq!(status.body["status"], "failed");
     let port = status.body["port"].as_u64().unwrap() as u16;
     assert!(!port_in_use(port), "port {port} released");

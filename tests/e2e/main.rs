@@ -1,16 +1,16 @@
 //! End-to-end tests: a real previewd server in-process, real FastAPI apps as child processes
 //! (installed by previewd's own provisioning), real HTTP and SSE between them.
 
-/// Upload → launch → logs → request → endpoints → stop, the way a frontend drives it.
-mod flow;
 /// Bearer tokens, session tokens and the 401/404 rules.
 mod auth;
 /// Apps that crash, never bind, or leave stubborn children behind.
 mod failures;
-/// Hostile and malformed uploads.
-mod uploads;
+/// Upload → launch → logs → request → endpoints → stop, the way a frontend drives it.
+mod flow;
 /// previewd restarting on the same data dir.
 mod restart;
+/// Hostile and malformed uploads.
+mod uploads;
 
 use std::time::Duration;
 

@@ -39,7 +39,11 @@ async fn spawn_previewd(config: &previewd::config::Config) -> (tokio::process::C
         .expect("previewd binary (built by cargo test)");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let base = loop {
-        let line = lines.next_line().await.unwrap().expect("previewd printed its address");
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("previewd printed its address");
         if let Some(addr) = line.split("listening on ").nth(1) {
             break addr.trim().to_string();
         }
@@ -54,14 +58,21 @@ async fn spawn_previewd(config: &previewd::config::Config) -> (tokio::process::C
 async fn restart_keeps_generations_and_stops_orphans() {
     let data_dir = tempfile::tempdir().unwrap();
     let config = test_config(data_dir.path());
-    let token = previewd::auth::Authenticator::new(b"test-secret").user_token("alice", Duration::from_secs(600));
+    let token = previewd::auth::Authenticator::new(b"test-secret")
+        .user_token("alice", Duration::from_secs(600));
 
     let (mut first, base) = spawn_previewd(&config).await;
-    let alice = Client { http: reqwest::Client::new(), base, token: token.clone() };
+    let alice = Client {
+        http: reqwest::Client::new(),
+        base,
+        token: token.clone(),
+    };
     let generation = alice.upload_fixture("fastapi-app").await;
     let launched = alice.launch_wait(&generation).await;
     assert_eq!(launched.status, 200, "{:?}", launched.body);
-    let status = alice.get(&format!("/generations/{generation}/preview/status")).await;
+    let status = alice
+        .get(&format!("/generations/{generation}/preview/status"))
+        .await;
     let port = status.body["port"].as_u64().unwrap() as u16;
     let app = app_pid(&alice, &generation).await;
 
@@ -70,10 +81,16 @@ async fn restart_keeps_generations_and_stops_orphans() {
     assert!(process_alive(app), "the app outlives a SIGKILLed previewd");
 
     let (mut second, base) = spawn_previewd(&config).await;
-    let alice = Client { http: reqwest::Client::new(), base, token };
+    let alice = Client {
+        http: reqwest::Client::new(),
+        base,
+        token,
+    };
     let info = alice.get(&format!("/generations/{generation}")).await;
     assert_eq!(info.status, 200, "generation kept: {:?}", info.body);
-    let status = alice.get(&format!("/generations/{generation}/preview/status")).await;
+    let status = alice
+        .get(&format!("/generations/{generation}/preview/status"))
+        .await;
     assert_eq!(status.body["status"], "stopped", "{:?}", status.body);
     assert!(status.body["error"].as_str().unwrap().contains("restarted"));
     for _ in 0..100 {
@@ -85,10 +102,19 @@ async fn restart_keeps_generations_and_stops_orphans() {
     assert!(!process_alive(app), "the orphaned app was killed");
     assert!(!previewd_e2e::port_in_use(port));
     // And it can be launched again.
-    let again = alice.post(&format!("/generations/{generation}/preview/launch?wait=true"), json!({})).await;
+    let again = alice
+        .post(
+            &format!("/generations/{generation}/preview/launch?wait=true"),
+            json!({}),
+        )
+        .await;
     assert_eq!(again.status, 200, "{:?}", again.body);
     // A graceful stop of previewd stops its previews.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(second.id().unwrap() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(second.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     second.wait().await.unwrap();
     assert!(!previewd_e2e::port_in_use(port));
 }
@@ -97,8 +123,20 @@ async fn restart_keeps_generations_and_stops_orphans() {
 async fn app_pid(alice: &Client, generation: &str) -> i32 {
     let mut stream = SseReader::new(alice.log_stream(generation, "after=0").await);
     let events = stream
-        .until(Duration::from_secs(10), |e| e.json()["line"].as_str().is_some_and(|l| l.starts_with("started process ")))
+        .until(Duration::from_secs(10), |e| {
+            e.json()["line"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("started process "))
+        })
         .await;
-    let line = events.last().and_then(|e| e.json()["line"].as_str().map(str::to_string)).expect("started line");
-    line["started process ".len()..].split_whitespace().next().unwrap().parse().unwrap()
+    let line = events
+        .last()
+        .and_then(|e| e.json()["line"].as_str().map(str::to_string))
+        .expect("started line");
+    line["started process ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }

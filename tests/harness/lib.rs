@@ -23,7 +23,9 @@ static NEXT_PORT_BLOCK: AtomicU16 = AtomicU16::new(0);
 
 /// The folder of a fixture project.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// The cache shared by every test server (virtualenvs), kept across runs under `target/`.
@@ -76,7 +78,9 @@ impl TestServer {
 
     /// A server with exactly `config` (its data dir is the caller's).
     pub async fn start_on(config: Config) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let state = AppState::open(config.clone()).await.expect("open state");
         let (tx, rx) = oneshot::channel::<()>();
@@ -180,7 +184,10 @@ impl Client {
     pub async fn upload_archive(&self, bytes: Vec<u8>, content_type: &str) -> Answer {
         let response = self
             .http
-            .post(format!("{}/api/v1/generations/archive?name=archive", self.base))
+            .post(format!(
+                "{}/api/v1/generations/archive?name=archive",
+                self.base
+            ))
             .bearer_auth(&self.token)
             .header("content-type", content_type)
             .body(bytes)
@@ -199,13 +206,17 @@ impl Client {
 
     /// Launches a generation and waits for it to run or fail.
     pub async fn launch_wait(&self, generation_id: &str) -> Answer {
-        self.post(&format!("/generations/{generation_id}/preview/launch?wait=true"), json!({}))
-            .await
+        self.post(
+            &format!("/generations/{generation_id}/preview/launch?wait=true"),
+            json!({}),
+        )
+        .await
     }
 
     /// Stops a generation's preview.
     pub async fn stop_preview(&self, generation_id: &str) -> Answer {
-        self.delete(&format!("/generations/{generation_id}/preview")).await
+        self.delete(&format!("/generations/{generation_id}/preview"))
+            .await
     }
 
     /// Opens the SSE log stream of a generation with a query string (e.g. `after=3`).
@@ -249,7 +260,11 @@ pub fn fixture_upload(name: &str) -> Value {
                 stack.push(path);
                 continue;
             }
-            let rel = path.strip_prefix(&root).expect("inside").to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(&root)
+                .expect("inside")
+                .to_string_lossy()
+                .into_owned();
             let bytes = std::fs::read(&path).expect("read fixture");
             files.push(match String::from_utf8(bytes) {
                 Ok(text) => json!({"path": rel, "content": text}),
@@ -269,7 +284,12 @@ pub fn process_alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
-            let state = stat.rsplit_once(')')?.1.split_whitespace().next()?.to_string();
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_string();
             Some(state != "Z")
         })
         .unwrap_or(false)

@@ -50,16 +50,26 @@ impl SseReader {
                 }
                 continue;
             }
-            let chunk = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??.ok()?;
+            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??
+                .ok()?;
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
 
     /// Reads events until `done` says stop (the matching event included) or `limit` passes.
-    pub async fn until(&mut self, limit: Duration, mut done: impl FnMut(&SseEvent) -> bool) -> Vec<SseEvent> {
+    pub async fn until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&SseEvent) -> bool,
+    ) -> Vec<SseEvent> {
         let deadline = tokio::time::Instant::now() + limit;
         let mut events = Vec::new();
-        while let Some(event) = self.next(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
+        while let Some(event) = self
+            .next(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
             let stop = done(&event);
             events.push(event);
             if stop {
@@ -81,7 +91,9 @@ impl SseReader {
                 self.comments += 1;
                 continue;
             }
-            let (field, value) = line.split_once(':').map_or((line, ""), |(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)));
+            let (field, value) = line
+                .split_once(':')
+                .map_or((line, ""), |(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)));
             any = true;
             match field {
                 "event" => event.event = value.to_string(),

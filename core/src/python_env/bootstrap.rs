@@ -259,7 +259,10 @@ mod tests {
         let bootstrap = UvBootstrap::new(Path::new("/data/cache/python-envs"));
         assert_eq!(bootstrap.venv, Path::new("/data/cache/tools/uv-venv"));
         assert_eq!(bootstrap.tools_dir, Path::new("/data/cache/tools"));
-        assert_eq!(bootstrap.pending_report(), "uv (to be installed on first use)");
+        assert_eq!(
+            bootstrap.pending_report(),
+            "uv (to be installed on first use)"
+        );
     }
 
     /// A failed step is summed up in one line; the output was already shown.

@@ -15,6 +15,9 @@ use super::ProvisionError;
 const READY_MARKER: &str = ".previewd-ready";
 /// A `.partial-` dir younger than this may belong to a live build in another process.
 const MIN_STALE_PARTIAL_AGE: Duration = Duration::from_secs(3600);
+/// Files in a venv's `bin` larger than this are programs, not scripts: they never hold the build
+/// path, and reading them costs time (uv itself is about 40 MB).
+const MAX_SCRIPT_SIZE: u64 = 1 << 20;
 
 /// How [`PartialDir::finish`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +56,10 @@ impl PartialDir {
 
     /// Writes the ready marker (`marker`, JSON describing the build) and renames the build to
     /// its final path.
-    pub(super) async fn finish(mut self, marker: &serde_json::Value) -> Result<Finish, ProvisionError> {
+    pub(super) async fn finish(
+        mut self,
+        marker: &serde_json::Value,
+    ) -> Result<Finish, ProvisionError> {
         write_file(&self.path.join(READY_MARKER), marker.to_string().as_bytes()).await?;
         match tokio::fs::rename(&self.path, &self.target).await {
             Ok(()) => {
@@ -167,8 +173,12 @@ pub(super) async fn remove_dir(path: &Path) -> Result<(), ProvisionError> {
 }
 
 /// Rewrites `from` to `to` in the regular files of `bin` that mention it (script shebangs,
-/// activate scripts), so a pip-built venv works after its rename.
-pub(super) async fn repoint_scripts(bin: &Path, from: &Path, to: &Path) -> Result<(), ProvisionError> {
+/// activate scripts), so a pip-built venv works after its rename. Large files are skipped.
+pub(super) async fn repoint_scripts(
+    bin: &Path,
+    from: &Path,
+    to: &Path,
+) -> Result<(), ProvisionError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ProvisionError::Io { path, source }
@@ -178,7 +188,9 @@ pub(super) async fn repoint_scripts(bin: &Path, from: &Path, to: &Path) -> Resul
     let mut entries = tokio::fs::read_dir(bin).await.map_err(io(bin))?;
     while let Some(entry) = entries.next_entry().await.map_err(io(bin))? {
         let path = entry.path();
-        if !entry.file_type().await.map_err(io(&path))?.is_file() {
+        // Not followed: symlinks (`python`) are left alone.
+        let meta = entry.metadata().await.map_err(io(&path))?;
+        if !meta.is_file() || meta.len() > MAX_SCRIPT_SIZE {
             continue;
         }
         let contents = tokio::fs::read(&path).await.map_err(io(&path))?;
@@ -224,6 +236,28 @@ mod tests {
         assert_eq!(replace_bytes(b"nothing", b"/c/k.partial-1", b"/c/k"), None);
     }
 
+    /// Scripts are repointed; symlinks and programs too large to be scripts are left alone.
+    #[tokio::test]
+    async fn repoints_scripts() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::write(bin.join("pip"), "#!/c/k.partial-1/bin/python\nimport pip\n").unwrap();
+        let mut program = b"\x7fELF /c/k.partial-1 ".to_vec();
+        program.resize(MAX_SCRIPT_SIZE as usize + 1, 0);
+        std::fs::write(bin.join("uv"), &program).unwrap();
+        std::os::unix::fs::symlink("/c/k.partial-1/bin/python3", bin.join("python")).unwrap();
+
+        repoint_scripts(&bin, Path::new("/c/k.partial-1"), Path::new("/c/k"))
+            .await
+            .unwrap();
+        let pip = std::fs::read_to_string(bin.join("pip")).unwrap();
+        assert_eq!(pip, "#!/c/k/bin/python\nimport pip\n");
+        assert_eq!(std::fs::read(bin.join("uv")).unwrap(), program);
+        let link = std::fs::read_link(bin.join("python")).unwrap();
+        assert_eq!(link, Path::new("/c/k.partial-1/bin/python3"));
+    }
+
     /// A partial dir sits next to its target and is removed when dropped unfinished.
     #[tokio::test]
     async fn partial_dirs() {
@@ -231,7 +265,12 @@ mod tests {
         let target = cache.path().join("key");
         let partial = PartialDir::new(&target);
         assert_eq!(partial.path().parent(), Some(cache.path()));
-        let name = partial.path().file_name().unwrap().to_string_lossy().into_owned();
+        let name = partial
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         assert!(name.starts_with("key.partial-"), "{name}");
         tokio::fs::create_dir(partial.path()).await.unwrap();
         let path = partial.path().to_path_buf();

@@ -52,8 +52,7 @@ impl Installer {
     pub(super) fn report(&self) -> String {
         match self {
             Installer::Uv {
-                bootstrapped: true,
-                ..
+                bootstrapped: true, ..
             } => format!("{} (bootstrapped)", self.describe()),
             Installer::Pip { uv_failed: true } => {
                 format!("{} (installing uv failed)", self.describe())
@@ -258,6 +257,10 @@ mod tests {
             Installer::Pip { uv_failed: true }.report(),
             "venv+pip (installing uv failed)"
         );
-        assert_eq!(uv(true).kind(), uv(false).kind(), "same envs whatever the uv");
+        assert_eq!(
+            uv(true).kind(),
+            uv(false).kind(),
+            "same envs whatever the uv"
+        );
     }
 }

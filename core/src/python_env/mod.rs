@@ -58,7 +58,9 @@ use tracing::Instrument;
 
 use base_python::BasePython;
 use bootstrap::UvBootstrap;
-use build_dir::{discard_leftovers, is_ready, repoint_scripts, unix_time_now, write_file, Finish, PartialDir};
+use build_dir::{
+    discard_leftovers, is_ready, repoint_scripts, unix_time_now, write_file, Finish, PartialDir,
+};
 pub use error::ProvisionError;
 use installer::{configured_uv, non_empty_env, Installer};
 use key::{env_key, short};
@@ -153,8 +155,9 @@ impl PythonEnvs {
 
     /// Which installer is in use, for the `/config` answer and logs: `"uv 0.13.9"`,
     /// `"uv 0.13.9 (bootstrapped)"` or `"venv+pip"` (`"venv+pip (installing uv failed)"`);
-    /// before the first [`PythonEnvs::ensure`] has installed uv into the cache,
-    /// `"uv (to be installed on first use)"`.
+    /// before the first [`PythonEnvs::ensure`] has settled on uv from the cache,
+    /// `"uv (to be installed on first use)"` or
+    /// `"uv (installed in the cache earlier; checked on first use)"`.
     pub fn installer(&self) -> String {
         match self.installer.get() {
             Some(installer) => installer.report(),
@@ -181,11 +184,11 @@ impl PythonEnvs {
     ) -> Result<PythonEnv, ProvisionError> {
         let started = Instant::now();
         let python = self.base_python().await?;
-        let installer = self.resolve_installer(python, progress).await;
         let mut manifests = Vec::with_capacity(project_manifests.len());
         for path in project_manifests {
             manifests.push(Manifest::read(path).await?);
         }
+        let installer = self.resolve_installer(python, progress).await;
         let plan = InstallPlan::new(base_requirements, &manifests, installer.reads_pyproject());
         let key = env_key(installer.kind(), python, &plan, &manifests, project_dir);
         let span = tracing::info_span!("python_env", key = %short(&key));
@@ -222,7 +225,7 @@ impl PythonEnvs {
             tracing::info!(installer = %installer.describe(), "building python env");
             let started_build = Instant::now();
             let result = self
-                .build(installer, &key, &dir, python, &plan, project_dir, progress)
+                .build(installer, &key, python, &plan, project_dir, progress)
                 .await;
             match result {
                 Ok(Finish::Renamed) => {
@@ -268,22 +271,21 @@ impl PythonEnvs {
             .await
     }
 
-    /// Builds the env into a `.partial-` dir and renames it to `dir`;
+    /// Builds the env `key` into a `.partial-` dir and renames it to `<cache>/<key>`;
     /// [`Finish::AlreadyThere`] when another process finished the same env first and that one is
     /// used instead.
-    #[allow(clippy::too_many_arguments)]
     async fn build(
         &self,
         installer: &Installer,
         key: &str,
-        dir: &Path,
         python: &BasePython,
         plan: &InstallPlan,
         project_dir: &Path,
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<Finish, ProvisionError> {
-        discard_leftovers(dir, self.install_timeout).await?;
-        let partial = PartialDir::new(dir);
+        let dir = self.cache_dir.join(key);
+        discard_leftovers(&dir, self.install_timeout).await?;
+        let partial = PartialDir::new(&dir);
         let venv = partial.path();
         let venv_python = venv.join("bin").join("python");
         let uv_cache_dir = self.uv_cache_dir.as_deref();
@@ -326,7 +328,7 @@ impl PythonEnvs {
 
         if installer.writes_build_path() {
             // pip writes the build path into script shebangs; point them at the final path.
-            repoint_scripts(&venv.join("bin"), venv, dir).await?;
+            repoint_scripts(&venv.join("bin"), venv, &dir).await?;
         }
         let marker = serde_json::json!({
             "key": key,

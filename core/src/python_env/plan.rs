@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 
-use super::manifest::{count_requirements, refers_to_local_files, requirement_names, unpinned, Manifest};
+use super::manifest::{
+    count_requirements, refers_to_local_files, requirement_names, unpinned, Manifest,
+};
 use super::pyproject::{self, Dependencies};
 
 /// What goes on the install command line after the base requirements file.
@@ -185,7 +187,9 @@ mod tests {
         let plan = InstallPlan::new(BASE, &[broken], true);
         assert!(plan.sources.is_empty());
         assert!(
-            plan.notes[0].starts_with("pyproject.toml: could not read [project].dependencies (invalid TOML at line 1"),
+            plan.notes[0].starts_with(
+                "pyproject.toml: could not read [project].dependencies (invalid TOML at line 1"
+            ),
             "{}",
             plan.notes[0]
         );
@@ -199,6 +203,9 @@ mod tests {
             join_words(&["a".into(), "b".into(), "c".into()]),
             "a, b and c"
         );
-        assert_eq!(packages("requirements.txt", 1), "requirements.txt (1 package)");
+        assert_eq!(
+            packages("requirements.txt", 1),
+            "requirements.txt (1 package)"
+        );
     }
 }

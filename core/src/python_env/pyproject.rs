@@ -57,7 +57,11 @@ fn has_poetry_dependencies(document: &Table) -> bool {
 
 /// `invalid TOML at line 3: ...`: the parser's message, on one line, with where it is.
 fn describe_error(text: &str, error: &toml::de::Error) -> String {
-    let message = error.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    let message = error
+        .message()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     match error.span() {
         Some(span) => {
             let line = text
@@ -104,10 +108,7 @@ dev = ["pytest"]
                 "pydantic-settings; python_version >= \"3.9\"",
             ])
         );
-        assert_eq!(
-            dependencies("[project]\ndependencies = []\n"),
-            listed(&[])
-        );
+        assert_eq!(dependencies("[project]\ndependencies = []\n"), listed(&[]));
         assert_eq!(
             dependencies("[project]\ndynamic = [\"dependencies\"]\n"),
             Dependencies::Unlisted
@@ -169,7 +170,9 @@ version = "1.0"
             Dependencies::Poetry
         );
         assert_eq!(
-            dependencies("[tool.poetry]\nname = \"app\"\ndependencies = { requests = \"^2.32\" }\n"),
+            dependencies(
+                "[tool.poetry]\nname = \"app\"\ndependencies = { requests = \"^2.32\" }\n"
+            ),
             Dependencies::Poetry
         );
         assert_eq!(

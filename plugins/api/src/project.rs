@@ -75,7 +75,9 @@ impl Project {
 
     /// Whether `rel` (relative to the root) is one of the project's files.
     pub fn has_file(&self, rel: impl AsRef<Path>) -> bool {
-        self.files.binary_search(&rel.as_ref().to_path_buf()).is_ok()
+        self.files
+            .binary_search(&rel.as_ref().to_path_buf())
+            .is_ok()
     }
 
     /// The files whose name ends in `.{ext}`.
@@ -94,7 +96,8 @@ impl Project {
             return Ok(String::new());
         }
         let bytes = std::fs::read(path)?;
-        Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        Ok(String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 }
 
@@ -107,13 +110,23 @@ mod tests {
     #[test]
     fn lists_source_files_only() {
         let dir = tempfile::tempdir().unwrap();
-        for path in ["app/main.py", "app/__pycache__/x.pyc", ".venv/lib/y.py", "README.md", "node_modules/a/index.js"] {
+        for path in [
+            "app/main.py",
+            "app/__pycache__/x.pyc",
+            ".venv/lib/y.py",
+            "README.md",
+            "node_modules/a/index.js",
+        ] {
             let full = dir.path().join(path);
             fs::create_dir_all(full.parent().unwrap()).unwrap();
             fs::write(full, "x").unwrap();
         }
         let project = Project::open(dir.path()).unwrap();
-        let files: Vec<_> = project.files().iter().map(|p| p.to_str().unwrap()).collect();
+        let files: Vec<_> = project
+            .files()
+            .iter()
+            .map(|p| p.to_str().unwrap())
+            .collect();
         assert_eq!(files, ["README.md", "app/main.py"]);
         assert!(project.has_file("app/main.py"));
         assert_eq!(project.files_with_extension("py").count(), 1);

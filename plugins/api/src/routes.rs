@@ -49,8 +49,14 @@ mod tests {
     /// Parameters come out in order, converters stripped, unbalanced braces ignored.
     #[test]
     fn params_of_paths() {
-        assert_eq!(Endpoint::params_of("/users/{user_id}/items/{item_id}"), ["user_id", "item_id"]);
-        assert_eq!(Endpoint::params_of("/files/{file_path:path}"), ["file_path"]);
+        assert_eq!(
+            Endpoint::params_of("/users/{user_id}/items/{item_id}"),
+            ["user_id", "item_id"]
+        );
+        assert_eq!(
+            Endpoint::params_of("/files/{file_path:path}"),
+            ["file_path"]
+        );
         assert!(Endpoint::params_of("/plain").is_empty());
         assert!(Endpoint::params_of("/broken/{oops").is_empty());
     }

@@ -74,10 +74,8 @@ fn import_root(program: &Program, file: FileId) -> String {
     while !root.is_empty() && is_regular_package(program, root) {
         root = parent_dir(root);
     }
-    let above: Vec<&str> = std::iter::successors(Some(root), |d| {
-        (!d.is_empty()).then(|| parent_dir(d))
-    })
-    .collect();
+    let above: Vec<&str> =
+        std::iter::successors(Some(root), |d| (!d.is_empty()).then(|| parent_dir(d))).collect();
     let imports = program.imports(file);
     let needed_by_imports = imports
         .iter()
@@ -142,7 +140,11 @@ mod tests {
         (
             launch.working_dir,
             launch.module,
-            format!("{}:{}", program.source(launch.entry.file).path(), launch.entry.attr),
+            format!(
+                "{}:{}",
+                program.source(launch.entry.file).path(),
+                launch.entry.attr
+            ),
         )
     }
 
@@ -150,10 +152,20 @@ mod tests {
 
     #[test]
     fn packages_and_plain_folders() {
-        assert_eq!(launch(&[("main.py", APP)]), ("".into(), "main".into(), "main.py:app".into()));
         assert_eq!(
-            launch(&[("backend/app/__init__.py", ""), ("backend/app/main.py", APP)]),
-            ("backend".into(), "app.main".into(), "backend/app/main.py:app".into())
+            launch(&[("main.py", APP)]),
+            ("".into(), "main".into(), "main.py:app".into())
+        );
+        assert_eq!(
+            launch(&[
+                ("backend/app/__init__.py", ""),
+                ("backend/app/main.py", APP)
+            ]),
+            (
+                "backend".into(),
+                "app.main".into(),
+                "backend/app/main.py:app".into()
+            )
         );
         assert_eq!(
             launch(&[("api/index.py", APP)]),
@@ -169,16 +181,31 @@ mod tests {
         assert_eq!(launch(&files).1, "app.main");
         let main = "from routers import users\nfrom fastapi import FastAPI\napp = FastAPI()\n";
         let files = [("app/main.py", main), ("app/routers/users.py", "")];
-        assert_eq!((launch(&files).0, launch(&files).1), ("app".into(), "main".into()));
+        assert_eq!(
+            (launch(&files).0, launch(&files).1),
+            ("app".into(), "main".into())
+        );
     }
 
     #[test]
     fn relative_imports_and_bad_names() {
         let main = format!("from .routers import users\n{APP}");
-        let files = [("svc/app/main.py", main.as_str()), ("svc/app/routers/users.py", "")];
-        assert_eq!((launch(&files).0, launch(&files).1), ("svc".into(), "app.main".into()));
-        let files = [("my-project/app/__init__.py", ""), ("my-project/app/main.py", APP)];
-        assert_eq!((launch(&files).0, launch(&files).1), ("my-project".into(), "app.main".into()));
+        let files = [
+            ("svc/app/main.py", main.as_str()),
+            ("svc/app/routers/users.py", ""),
+        ];
+        assert_eq!(
+            (launch(&files).0, launch(&files).1),
+            ("svc".into(), "app.main".into())
+        );
+        let files = [
+            ("my-project/app/__init__.py", ""),
+            ("my-project/app/main.py", APP),
+        ];
+        assert_eq!(
+            (launch(&files).0, launch(&files).1),
+            ("my-project".into(), "app.main".into())
+        );
     }
 
     #[test]
@@ -190,10 +217,20 @@ mod tests {
             ("tests/test_app.py", APP),
         ];
         assert_eq!(launch(&files).2, "service/main.py:app");
-        let files = [("factory.py", "from fastapi import FastAPI\ndef create_app():\n    return FastAPI()\n"), ("deep/er/server.py", APP)];
+        let files = [
+            (
+                "factory.py",
+                "from fastapi import FastAPI\ndef create_app():\n    return FastAPI()\n",
+            ),
+            ("deep/er/server.py", APP),
+        ];
         assert_eq!(launch(&files).2, "deep/er/server.py:app");
         let mounted = "from fastapi import FastAPI\nfrom sub import api\napp = FastAPI()\napp.mount('/v2', api)\n";
-        let files = [("main.py", mounted), ("sub.py", "from fastapi import FastAPI\napi = FastAPI()\n"), ("app.py", APP)];
+        let files = [
+            ("main.py", mounted),
+            ("sub.py", "from fastapi import FastAPI\napi = FastAPI()\n"),
+            ("app.py", APP),
+        ];
         assert_eq!(launch(&files).2, "main.py:app");
     }
 }

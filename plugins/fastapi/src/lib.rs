@@ -7,11 +7,11 @@
 //!
 //! # Layout
 //! - this file: the plugin, detection and the launch plan.
-//! - [`model`](crate::model): apps, routers, app factories and includes, read from the code.
-//! - [`entry`](crate::entry): which app to launch and from which folder, as which module.
-//! - [`manifests`](crate::manifests): requirements files and pyproject dependencies.
-//! - [`routes`](crate::routes): route extraction.
-//! - [`queries`](crate::queries): the tree-sitter queries (`queries/*.scm`).
+//! - `model`: apps, routers, app factories and includes, read from the code.
+//! - `entry`: which app to launch and from which folder, as which module.
+//! - `manifests`: requirements files and pyproject dependencies.
+//! - `routes`: route extraction.
+//! - `queries`: the tree-sitter queries (`queries/*.scm`).
 
 mod entry;
 mod manifests;

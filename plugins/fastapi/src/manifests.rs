@@ -27,24 +27,20 @@ pub(crate) fn listing_fastapi(project: &Project) -> Option<String> {
         .map(|p| (p.matches('/').count(), p))
         .collect();
     manifests.sort();
-    manifests
-        .into_iter()
-        .map(|(_, path)| path)
-        .find(|path| {
-            project
-                .read_to_string(path)
-                .is_ok_and(|text| lists_package(&text, PACKAGE))
-        })
+    manifests.into_iter().map(|(_, path)| path).find(|path| {
+        project
+            .read_to_string(path)
+            .is_ok_and(|text| lists_package(&text, PACKAGE))
+    })
 }
 
 /// The manifests to install for an app whose entry file is in `entry_dir`: the nearest
 /// `requirements.txt` from `entry_dir` up to the root, else the nearest `pyproject.toml` that
 /// declares dependencies. Empty when there is neither.
 pub(crate) fn requirements(project: &Project, entry_dir: &str) -> Vec<PathBuf> {
-    let dirs: Vec<&str> = std::iter::successors(Some(entry_dir), |d| {
-        (!d.is_empty()).then(|| parent_dir(d))
-    })
-    .collect();
+    let dirs: Vec<&str> =
+        std::iter::successors(Some(entry_dir), |d| (!d.is_empty()).then(|| parent_dir(d)))
+            .collect();
     let nearest = |name: &str, accept: &dyn Fn(&str) -> bool| {
         dirs.iter()
             .map(|d| join(d, name))
@@ -105,8 +101,14 @@ mod tests {
 
     #[test]
     fn finds_the_package() {
-        assert!(lists_package("uvicorn\nfastapi[standard]>=0.115\n", "fastapi"));
-        assert!(lists_package("dependencies = [\"FastAPI>=0.100\"]", "fastapi"));
+        assert!(lists_package(
+            "uvicorn\nfastapi[standard]>=0.115\n",
+            "fastapi"
+        ));
+        assert!(lists_package(
+            "dependencies = [\"FastAPI>=0.100\"]",
+            "fastapi"
+        ));
         assert!(lists_package("fastapi = \"^0.110\"", "fastapi"));
         assert!(!lists_package("fastapi-users==12\n# fastapi\n", "fastapi"));
         assert!(!lists_package("[tool.fastapi]\n", "fastapi"));
@@ -114,10 +116,18 @@ mod tests {
 
     #[test]
     fn pyproject_dependencies() {
-        assert!(pyproject_declares_dependencies("[project]\ndependencies = [\n  \"fastapi\",\n]\n"));
-        assert!(pyproject_declares_dependencies("[tool.poetry.dependencies]\npython = \"^3.11\"\n"));
-        assert!(!pyproject_declares_dependencies("[project]\ndependencies = []\n"));
-        assert!(!pyproject_declares_dependencies("[tool.ruff]\nline-length = 100\n"));
+        assert!(pyproject_declares_dependencies(
+            "[project]\ndependencies = [\n  \"fastapi\",\n]\n"
+        ));
+        assert!(pyproject_declares_dependencies(
+            "[tool.poetry.dependencies]\npython = \"^3.11\"\n"
+        ));
+        assert!(!pyproject_declares_dependencies(
+            "[project]\ndependencies = []\n"
+        ));
+        assert!(!pyproject_declares_dependencies(
+            "[tool.ruff]\nline-length = 100\n"
+        ));
     }
 
     #[test]
@@ -127,7 +137,10 @@ mod tests {
             ("requirements.txt", "fastapi\n"),
             ("backend/requirements.txt", "fastapi\n"),
             ("backend/app/main.py", ""),
-            ("svc/pyproject.toml", "[project]\ndependencies = [\"fastapi\"]\n"),
+            (
+                "svc/pyproject.toml",
+                "[project]\ndependencies = [\"fastapi\"]\n",
+            ),
             ("svc/app/main.py", ""),
         ] {
             let full = dir.path().join(path);
@@ -135,9 +148,21 @@ mod tests {
             std::fs::write(full, text).unwrap();
         }
         let project = Project::open(dir.path()).unwrap();
-        assert_eq!(requirements(&project, "backend/app"), [PathBuf::from("backend/requirements.txt")]);
-        assert_eq!(requirements(&project, "svc/app"), [PathBuf::from("requirements.txt")]);
-        assert_eq!(requirements(&project, ""), [PathBuf::from("requirements.txt")]);
-        assert_eq!(listing_fastapi(&project).as_deref(), Some("requirements.txt"));
+        assert_eq!(
+            requirements(&project, "backend/app"),
+            [PathBuf::from("backend/requirements.txt")]
+        );
+        assert_eq!(
+            requirements(&project, "svc/app"),
+            [PathBuf::from("requirements.txt")]
+        );
+        assert_eq!(
+            requirements(&project, ""),
+            [PathBuf::from("requirements.txt")]
+        );
+        assert_eq!(
+            listing_fastapi(&project).as_deref(),
+            Some("requirements.txt")
+        );
     }
 }

@@ -30,12 +30,15 @@ const ROUTER_CLASSES: &[&str] = &["fastapi.APIRouter", "fastapi.routing.APIRoute
 /// An application or a router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
+    /// `FastAPI()`.
     App,
+    /// `APIRouter()`.
     Router,
 }
 
 /// One `FastAPI()` or `APIRouter()` the code creates.
 pub(crate) struct Object {
+    /// App or router.
     pub kind: Kind,
     /// The router's own `prefix=` (empty for apps); `None` when it is not a static string, so
     /// routes under it cannot be placed.
@@ -46,10 +49,13 @@ pub(crate) struct Object {
 
 /// `parent.include_router(child, prefix=..., tags=...)` or `parent.mount(prefix, child)`.
 pub(crate) struct Include {
+    /// The including object (index into [`Model::objects`]).
     pub parent: usize,
+    /// The included router, or the mounted app.
     pub child: usize,
     /// `None` when the prefix is not a static string.
     pub prefix: Option<String>,
+    /// The include's own `tags=`.
     pub tags: Vec<String>,
 }
 
@@ -62,8 +68,9 @@ pub(crate) struct Entry {
     pub factory: bool,
     /// The app object it is (or returns).
     pub object: usize,
+    /// The line of the assignment or `def`, to order entries within a file.
     pub line: u32,
-    /// What the file does, for the detection reason (`creates \`app = FastAPI()\``).
+    /// What the file does, for the detection reason, e.g. "creates `app = FastAPI()`".
     pub how: String,
 }
 
@@ -82,11 +89,17 @@ struct Assignment<'p> {
 
 /// The apps, routers, factories and includes of a project.
 pub(crate) struct Model<'p> {
+    /// The parsed project.
     pub program: &'p Program,
+    /// Every app and router, in file and source order.
     pub objects: Vec<Object>,
+    /// Every include and mount whose both sides are known.
     pub includes: Vec<Include>,
+    /// Every launchable app: module-level apps and app factories.
     pub entries: Vec<Entry>,
+    /// Which object each bound name holds.
     bindings: HashMap<Binding, usize>,
+    /// The app each factory function returns, by file and function name.
     factories: HashMap<(FileId, String), usize>,
 }
 
@@ -265,7 +278,11 @@ impl<'p> Model<'p> {
                 continue;
             }
             let object = if let Some(returned) = m.get("returned") {
-                let key = (file, Some(function.id()), source.text_of(returned).to_string());
+                let key = (
+                    file,
+                    Some(function.id()),
+                    source.text_of(returned).to_string(),
+                );
                 self.bindings
                     .get(&key)
                     .copied()
@@ -401,10 +418,12 @@ fn callable_without_arguments(function: Node<'_>) -> bool {
         return false;
     };
     let mut cursor = parameters.walk();
-    let required = parameters.named_children(&mut cursor).any(|p| match p.kind() {
-        "identifier" => true,
-        "typed_parameter" => p.named_child(0).is_some_and(|n| n.kind() == "identifier"),
-        _ => false,
-    });
+    let required = parameters
+        .named_children(&mut cursor)
+        .any(|p| match p.kind() {
+            "identifier" => true,
+            "typed_parameter" => p.named_child(0).is_some_and(|n| n.kind() == "identifier"),
+            _ => false,
+        });
     !required
 }

@@ -4,8 +4,10 @@
 use previewd_plugin_python::query::SharedQuery;
 
 /// `name = callee(...)`: app and router creation, app factory results.
-pub(crate) static ASSIGNMENTS: SharedQuery =
-    SharedQuery::new("assignments.scm", include_str!("../queries/assignments.scm"));
+pub(crate) static ASSIGNMENTS: SharedQuery = SharedQuery::new(
+    "assignments.scm",
+    include_str!("../queries/assignments.scm"),
+);
 
 /// `@receiver.get("/path")` and friends on a function.
 pub(crate) static ROUTE_DECORATORS: SharedQuery = SharedQuery::new(
@@ -14,8 +16,10 @@ pub(crate) static ROUTE_DECORATORS: SharedQuery = SharedQuery::new(
 );
 
 /// `include_router`, `mount` and `add_api_route` calls.
-pub(crate) static METHOD_CALLS: SharedQuery =
-    SharedQuery::new("method_calls.scm", include_str!("../queries/method_calls.scm"));
+pub(crate) static METHOD_CALLS: SharedQuery = SharedQuery::new(
+    "method_calls.scm",
+    include_str!("../queries/method_calls.scm"),
+);
 
 /// `return name` and `return Callee(...)`, for app factories.
 pub(crate) static RETURNS: SharedQuery =

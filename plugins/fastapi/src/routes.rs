@@ -27,8 +27,9 @@ const DEFAULT_METHOD: &str = "GET";
 /// Include chains deeper than this are not followed (and cycles never are).
 const MAX_NESTING: usize = 32;
 
-/// At most this many endpoints are reported; a router included from many places in many
-/// combinations could otherwise multiply without bound.
+/// At most this many endpoints are reported, and at most this many times a router is visited
+/// on the way: routers included from many places in many combinations could otherwise
+/// multiply without bound.
 const MAX_ENDPOINTS: usize = 10_000;
 
 /// One path operation as registered on its app or router, before prefixes.
@@ -48,12 +49,16 @@ pub(crate) fn extract(model: &Model<'_>) -> Result<Vec<Endpoint>, PluginError> {
     let registrations = registrations(model)?;
     let mut on_object: HashMap<usize, Vec<&Registration>> = HashMap::new();
     for registration in &registrations {
-        on_object.entry(registration.object).or_default().push(registration);
+        on_object
+            .entry(registration.object)
+            .or_default()
+            .push(registration);
     }
     let mut walk = Walk {
         model,
         on_object,
         stack: Vec::new(),
+        visits: 0,
         endpoints: Vec::new(),
     };
     let included: HashSet<usize> = model.includes.iter().map(|i| i.child).collect();
@@ -62,9 +67,19 @@ pub(crate) fn extract(model: &Model<'_>) -> Result<Vec<Endpoint>, PluginError> {
     for root in (0..model.objects.len()).filter(|o| !included.contains(o)) {
         walk.visit(root, "", &[]);
     }
+    // The same router included twice in the same place yields the same endpoints twice.
+    let mut seen = HashSet::new();
     let mut endpoints = walk.endpoints;
+    endpoints.retain(|e| {
+        seen.insert((
+            e.method.clone(),
+            e.path.clone(),
+            e.tags.clone(),
+            e.file.clone(),
+            e.line,
+        ))
+    });
     endpoints.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
-    endpoints.dedup();
     Ok(endpoints)
 }
 
@@ -74,6 +89,8 @@ struct Walk<'a, 'p> {
     on_object: HashMap<usize, Vec<&'a Registration>>,
     /// The objects on the current include chain, to stop at cycles.
     stack: Vec<usize>,
+    /// How many objects were visited so far (bounded by [`MAX_ENDPOINTS`] too).
+    visits: usize,
     endpoints: Vec<Endpoint>,
 }
 
@@ -81,7 +98,11 @@ impl Walk<'_, '_> {
     /// Lists the routes of `object` and everything it includes, under `prefix` and `tags`
     /// (what the includes above it add).
     fn visit(&mut self, object: usize, prefix: &str, tags: &[String]) {
-        if self.stack.len() >= MAX_NESTING || self.stack.contains(&object) {
+        self.visits += 1;
+        if self.stack.len() >= MAX_NESTING
+            || self.stack.contains(&object)
+            || self.visits > MAX_ENDPOINTS
+        {
             return;
         }
         let model = self.model;
@@ -239,8 +260,11 @@ impl Call<'_> {
             let name = def.child_by_field_name("name")?;
             Some(program.source(file).text_of(name).to_string())
         });
-        let summary = keyword("summary")
-            .or_else(|| keyword("name").or(handler_name).map(|n| title(&n.replace('_', " "))));
+        let summary = keyword("summary").or_else(|| {
+            keyword("name")
+                .or(handler_name)
+                .map(|n| title(&n.replace('_', " ")))
+        });
         let docstring = handler.and_then(|(file, def)| {
             docstring(def, program.source(file).text()).map(|d| clean_docstring(&d))
         });

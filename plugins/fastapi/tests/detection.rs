@@ -37,18 +37,30 @@ fn import_without_app() {
 /// Only a manifest names fastapi.
 #[test]
 fn manifest_only() {
-    let (_dir, project) = project(&[("pyproject.toml", b"[project]\ndependencies = [\"fastapi\"]\n")]);
+    let (_dir, project) = project(&[(
+        "pyproject.toml",
+        b"[project]\ndependencies = [\"fastapi\"]\n",
+    )]);
     let detection = FastApiPlugin.detect(&project).unwrap();
     assert_eq!(detection.confidence, 0.25);
-    assert_eq!(detection.reason, "pyproject.toml lists fastapi, but no file creates `FastAPI()`");
+    assert_eq!(
+        detection.reason,
+        "pyproject.toml lists fastapi, but no file creates `FastAPI()`"
+    );
 }
 
 /// Other frameworks, and apps that exist only in tests, are not claimed.
 #[test]
 fn not_fastapi() {
     let (_dir, project) = project(&[
-        ("app.py", b"from flask import Flask\napp = Flask(__name__)\n"),
-        ("tests/test_fake.py", b"from fastapi import FastAPI\napp = FastAPI()\n"),
+        (
+            "app.py",
+            b"from flask import Flask\napp = Flask(__name__)\n",
+        ),
+        (
+            "tests/test_fake.py",
+            b"from fastapi import FastAPI\napp = FastAPI()\n",
+        ),
         ("requirements.txt", b"flask\nfastapi-utils\n"),
     ]);
     assert_eq!(FastApiPlugin.detect(&project), None);
@@ -68,7 +80,14 @@ fn spellings_of_the_app() {
         let plan = FastApiPlugin.launch_plan(&project, 8123).unwrap();
         assert_eq!(
             plan.args,
-            ["--framework", "fastapi", "--app", "server:server", "--port", "8123"],
+            [
+                "--framework",
+                "fastapi",
+                "--app",
+                "server:server",
+                "--port",
+                "8123"
+            ],
             "{}",
             String::from_utf8_lossy(source)
         );
@@ -86,7 +105,9 @@ fn hostile_input() {
         "(".repeat(50_000),
         ")".repeat(50_000)
     );
-    let chain: String = (1..200).map(|i| format!("P{i} = P{} + P{}\n", i - 1, i - 1)).collect();
+    let chain: String = (1..200)
+        .map(|i| format!("P{i} = P{} + P{}\n", i - 1, i - 1))
+        .collect();
     let routes = format!(
         "from fastapi import FastAPI\nP0 = '/p'\n{chain}app = FastAPI()\n@app.get(P199)\ndef f(): pass\n"
     );
@@ -100,6 +121,9 @@ fn hostile_input() {
     ]);
     assert!(FastApiPlugin.detect(&project).is_some());
     let routes = FastApiPlugin.routes(&project).unwrap();
-    let found: Vec<_> = routes.iter().map(|e| (e.method.as_str(), e.path.as_str())).collect();
+    let found: Vec<_> = routes
+        .iter()
+        .map(|e| (e.method.as_str(), e.path.as_str()))
+        .collect();
     assert_eq!(found, [("GET", "/x")]);
 }

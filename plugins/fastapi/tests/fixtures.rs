@@ -32,7 +32,9 @@ fn check(name: &str) {
     let plugin = FastApiPlugin;
     let launch = Launch {
         detection: plugin.detect(&project),
-        launch_plan: plugin.launch_plan(&project, PORT).map_err(|e| e.to_string()),
+        launch_plan: plugin
+            .launch_plan(&project, PORT)
+            .map_err(|e| e.to_string()),
     };
     insta::assert_json_snapshot!(format!("{name}_launch"), launch);
     insta::assert_json_snapshot!(format!("{name}_routes"), plugin.routes(&project).unwrap());

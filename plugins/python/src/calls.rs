@@ -30,7 +30,12 @@ pub fn positional_arguments(arguments: Node<'_>) -> Vec<Node<'_>> {
     let mut cursor = arguments.walk();
     arguments
         .named_children(&mut cursor)
-        .filter(|n| !matches!(n.kind(), "comment" | "keyword_argument" | "dictionary_splat"))
+        .filter(|n| {
+            !matches!(
+                n.kind(),
+                "comment" | "keyword_argument" | "dictionary_splat"
+            )
+        })
         .take_while(|n| n.kind() != "list_splat")
         .collect()
 }
@@ -75,25 +80,49 @@ mod tests {
         let call = file.root().named_child(0).unwrap().named_child(0).unwrap();
         assert_eq!(call.kind(), "call");
         let args = call.child_by_field_name("arguments").unwrap();
-        check(call.child_by_field_name("function").unwrap(), args, file.text());
+        check(
+            call.child_by_field_name("function").unwrap(),
+            args,
+            file.text(),
+        );
     }
 
     #[test]
     fn reads_arguments() {
-        with_call("r.add('/p', # c\n handler, methods=['GET'], **extra)\n", |callee, args, text| {
-            assert_eq!(dotted_path(callee, text).as_deref(), Some("r.add"));
-            let positional: Vec<_> = positional_arguments(args).iter().map(|n| node_text(*n, text)).collect();
-            assert_eq!(positional, ["'/p'", "handler"]);
-            assert_eq!(keyword_argument(args, "methods", text).map(|n| node_text(n, text)), Some("['GET']"));
-            assert!(keyword_argument(args, "tags", text).is_none());
-            assert_eq!(argument(args, 1, "endpoint", text).map(|n| node_text(n, text)), Some("handler"));
-            assert_eq!(argument(args, 0, "path", text).map(|n| node_text(n, text)), Some("'/p'"));
-        });
+        with_call(
+            "r.add('/p', # c\n handler, methods=['GET'], **extra)\n",
+            |callee, args, text| {
+                assert_eq!(dotted_path(callee, text).as_deref(), Some("r.add"));
+                let positional: Vec<_> = positional_arguments(args)
+                    .iter()
+                    .map(|n| node_text(*n, text))
+                    .collect();
+                assert_eq!(positional, ["'/p'", "handler"]);
+                assert_eq!(
+                    keyword_argument(args, "methods", text).map(|n| node_text(n, text)),
+                    Some("['GET']")
+                );
+                assert!(keyword_argument(args, "tags", text).is_none());
+                assert_eq!(
+                    argument(args, 1, "endpoint", text).map(|n| node_text(n, text)),
+                    Some("handler")
+                );
+                assert_eq!(
+                    argument(args, 0, "path", text).map(|n| node_text(n, text)),
+                    Some("'/p'")
+                );
+            },
+        );
         with_call("f(*a, 'x', path='/k')\n", |callee, args, text| {
             assert_eq!(dotted_path(callee, text).as_deref(), Some("f"));
             assert!(positional_arguments(args).is_empty());
-            assert_eq!(argument(args, 0, "path", text).map(|n| node_text(n, text)), Some("'/k'"));
+            assert_eq!(
+                argument(args, 0, "path", text).map(|n| node_text(n, text)),
+                Some("'/k'")
+            );
         });
-        with_call("make()()\n", |callee, _, text| assert_eq!(dotted_path(callee, text), None));
+        with_call("make()()\n", |callee, _, text| {
+            assert_eq!(dotted_path(callee, text), None)
+        });
     }
 }

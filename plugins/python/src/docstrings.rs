@@ -86,14 +86,18 @@ mod tests {
             "Read items.\n\n  - indented\nend"
         );
         assert_eq!(clean_docstring("  One line.  "), "One line.  ");
-        assert_eq!(clean_docstring("First.\n\tTabbed\n        spaced"), "First.\nTabbed\nspaced");
+        assert_eq!(
+            clean_docstring("First.\n\tTabbed\n        spaced"),
+            "First.\nTabbed\nspaced"
+        );
         assert_eq!(clean_docstring("\n\n"), "");
         assert_eq!(clean_docstring("A\n   \n  B"), "A\n \nB");
     }
 
     #[test]
     fn finds_docstrings() {
-        let src = "\"\"\"Module.\"\"\"\n\ndef f():\n    # note\n    '''Doc of f.'''\n    return 1\n\n\
+        let src =
+            "\"\"\"Module.\"\"\"\n\ndef f():\n    # note\n    '''Doc of f.'''\n    return 1\n\n\
                    def g():\n    x = 1\n    'not a docstring'\n\nclass C:\n    f\"nope {x}\"\n";
         let file = SourceFile::parse("m.py", src).unwrap();
         let root = file.root();
@@ -101,7 +105,10 @@ mod tests {
             .filter_map(|i| root.named_child(i))
             .collect();
         assert_eq!(docstring(root, file.text()).as_deref(), Some("Module."));
-        assert_eq!(docstring(defs[1], file.text()).as_deref(), Some("Doc of f."));
+        assert_eq!(
+            docstring(defs[1], file.text()).as_deref(),
+            Some("Doc of f.")
+        );
         assert_eq!(docstring(defs[2], file.text()), None);
         assert_eq!(docstring(defs[3], file.text()), None);
     }

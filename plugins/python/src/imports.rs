@@ -68,7 +68,10 @@ pub fn imports(file: &SourceFile) -> Result<Vec<Import>, PluginError> {
         let module = from.trim_start_matches('.');
         let level = from.len() - module.len();
         let (local, kind) = match (m.get("name").map(text_of), m.get("star")) {
-            (Some(name), _) => (alias.unwrap_or_else(|| name.clone()), ImportKind::Member(name)),
+            (Some(name), _) => (
+                alias.unwrap_or_else(|| name.clone()),
+                ImportKind::Member(name),
+            ),
             (None, Some(_)) => ("*".to_string(), ImportKind::Star),
             (None, None) => continue,
         };
@@ -145,10 +148,20 @@ mod tests {
                 import("os", 0, "os", ImportKind::Module),
                 import("app", 0, "app", ImportKind::Module),
                 import("users", 0, "app.routers.users", ImportKind::Module),
-                import("FastAPI", 0, "fastapi", ImportKind::Member("FastAPI".into())),
+                import(
+                    "FastAPI",
+                    0,
+                    "fastapi",
+                    ImportKind::Member("FastAPI".into())
+                ),
                 import("R", 0, "fastapi", ImportKind::Member("APIRouter".into())),
                 import("items", 1, "", ImportKind::Member("items".into())),
-                import("settings", 2, "core.config", ImportKind::Member("settings".into())),
+                import(
+                    "settings",
+                    2,
+                    "core.config",
+                    ImportKind::Member("settings".into())
+                ),
                 import("*", 1, "routers", ImportKind::Star),
                 import("login", 0, "app.api", ImportKind::Member("login".into())),
                 import("utils", 0, "app.api", ImportKind::Member("utils".into())),
@@ -159,9 +172,16 @@ mod tests {
 
     #[test]
     fn qualifies_names() {
-        let found = parse("import fastapi as fa\nfrom fastapi import FastAPI as F\nfrom .x import y\n");
-        assert_eq!(qualified_name(&found, "F").as_deref(), Some("fastapi.FastAPI"));
-        assert_eq!(qualified_name(&found, "fa.routing.APIRouter").as_deref(), Some("fastapi.routing.APIRouter"));
+        let found =
+            parse("import fastapi as fa\nfrom fastapi import FastAPI as F\nfrom .x import y\n");
+        assert_eq!(
+            qualified_name(&found, "F").as_deref(),
+            Some("fastapi.FastAPI")
+        );
+        assert_eq!(
+            qualified_name(&found, "fa.routing.APIRouter").as_deref(),
+            Some("fastapi.routing.APIRouter")
+        );
         assert_eq!(qualified_name(&found, "y"), None);
         assert_eq!(qualified_name(&found, "FastAPI"), None);
     }
@@ -170,6 +190,11 @@ mod tests {
     #[test]
     fn broken_imports() {
         let found = parse("from . import\nimport\nfrom fastapi import FastAPI\n");
-        assert!(found.contains(&import("FastAPI", 0, "fastapi", ImportKind::Member("FastAPI".into()))));
+        assert!(found.contains(&import(
+            "FastAPI",
+            0,
+            "fastapi",
+            ImportKind::Member("FastAPI".into())
+        )));
     }
 }

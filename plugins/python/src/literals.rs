@@ -275,7 +275,10 @@ mod tests {
     #[test]
     fn concatenation() {
         assert_eq!(value(r#""/api" '/v1'"#).as_deref(), Some("/api/v1"));
-        assert_eq!(value("(\n  \"/a\"  # c\n  r\"/b\"\n)").as_deref(), Some("/a/b"));
+        assert_eq!(
+            value("(\n  \"/a\"  # c\n  r\"/b\"\n)").as_deref(),
+            Some("/a/b")
+        );
         assert_eq!(value(r#""/a" b"/b""#), None);
         assert_eq!(value("\"/a\" + \"/b\""), None);
     }
@@ -283,7 +286,8 @@ mod tests {
     /// Interpolations go through the caller's evaluator; conversions and specs do not.
     #[test]
     fn interpolation() {
-        let file = SourceFile::parse("t.py", "x = f\"{P}/users/{{id}}\"\ny = f\"{P!r}\"\n").unwrap();
+        let file =
+            SourceFile::parse("t.py", "x = f\"{P}/users/{{id}}\"\ny = f\"{P!r}\"\n").unwrap();
         let right = |i| {
             file.root()
                 .named_child(i)
@@ -302,7 +306,11 @@ mod tests {
 
     #[test]
     fn sequences() {
-        let file = SourceFile::parse("t.py", "a = ['GET', \"post\"]\nb = ('X',)\nc = [*m]\nd = ('X')\n").unwrap();
+        let file = SourceFile::parse(
+            "t.py",
+            "a = ['GET', \"post\"]\nb = ('X',)\nc = [*m]\nd = ('X')\n",
+        )
+        .unwrap();
         let right = |i| {
             file.root()
                 .named_child(i)

@@ -12,7 +12,9 @@ use std::path::{Component, Path};
 pub fn module_stem(file: &str) -> Option<(&str, bool)> {
     let stem = file.strip_suffix(".py")?;
     match stem.strip_suffix("__init__") {
-        Some(dir) if dir.is_empty() || dir.ends_with('/') => Some((dir.trim_end_matches('/'), true)),
+        Some(dir) if dir.is_empty() || dir.ends_with('/') => {
+            Some((dir.trim_end_matches('/'), true))
+        }
         _ => Some((stem, false)),
     }
 }
@@ -52,9 +54,7 @@ pub fn resolve_relative(importer: &str, level: usize, module: &str) -> Option<St
 /// letter; not starting with a digit).
 pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c == '_' || c.is_alphabetic())
+    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
         && chars.all(|c| c == '_' || c.is_alphanumeric())
 }
 
@@ -87,10 +87,7 @@ pub fn is_test_path(file: &str) -> bool {
     let mut parts = file.split('/');
     let name = parts.next_back().unwrap_or("");
     let in_test_dir = parts.any(|dir| matches!(dir, "test" | "tests" | "testing"));
-    in_test_dir
-        || name == "conftest.py"
-        || name.starts_with("test_")
-        || name.ends_with("_test.py")
+    in_test_dir || name == "conftest.py" || name.starts_with("test_") || name.ends_with("_test.py")
 }
 
 /// A project-relative path as a `/`-separated string; `None` for paths that are not plain
@@ -118,20 +115,44 @@ mod tests {
         assert_eq!(module_stem("my__init__.py"), Some(("my__init__", false)));
         assert_eq!(module_stem("README.md"), None);
         assert_eq!(module_name("app/main.py", "").as_deref(), Some("app.main"));
-        assert_eq!(module_name("backend/app/main.py", "backend").as_deref(), Some("app.main"));
-        assert_eq!(module_name("src/pkg/__init__.py", "src").as_deref(), Some("pkg"));
+        assert_eq!(
+            module_name("backend/app/main.py", "backend").as_deref(),
+            Some("app.main")
+        );
+        assert_eq!(
+            module_name("src/pkg/__init__.py", "src").as_deref(),
+            Some("pkg")
+        );
         assert_eq!(module_name("my-app/main.py", ""), None);
         assert_eq!(module_name("backend2/main.py", "backend"), None);
     }
 
     #[test]
     fn relative_imports() {
-        assert_eq!(resolve_relative("app/main.py", 1, "routers.items").as_deref(), Some("app/routers/items"));
-        assert_eq!(resolve_relative("app/main.py", 1, "").as_deref(), Some("app"));
-        assert_eq!(resolve_relative("app/__init__.py", 1, "users").as_deref(), Some("app/users"));
-        assert_eq!(resolve_relative("app/api/routes.py", 2, "core").as_deref(), Some("app/core"));
-        assert_eq!(resolve_relative("app/api/v1/x.py", 3, "").as_deref(), Some("app"));
-        assert_eq!(resolve_relative("app/main.py", 2, "x").as_deref(), Some("x"));
+        assert_eq!(
+            resolve_relative("app/main.py", 1, "routers.items").as_deref(),
+            Some("app/routers/items")
+        );
+        assert_eq!(
+            resolve_relative("app/main.py", 1, "").as_deref(),
+            Some("app")
+        );
+        assert_eq!(
+            resolve_relative("app/__init__.py", 1, "users").as_deref(),
+            Some("app/users")
+        );
+        assert_eq!(
+            resolve_relative("app/api/routes.py", 2, "core").as_deref(),
+            Some("app/core")
+        );
+        assert_eq!(
+            resolve_relative("app/api/v1/x.py", 3, "").as_deref(),
+            Some("app")
+        );
+        assert_eq!(
+            resolve_relative("app/main.py", 2, "x").as_deref(),
+            Some("x")
+        );
         assert_eq!(resolve_relative("app/main.py", 3, "x"), None);
     }
 

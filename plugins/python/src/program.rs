@@ -100,7 +100,7 @@ impl Program {
         })
     }
 
-    /// Every file, in path order.
+    /// Every file, in the order given ([`Program::load`] gives path order).
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> + '_ {
         self.files
             .iter()
@@ -355,11 +355,12 @@ fn class_attribute<'t>(source: &SourceFile, class: Node<'t>, attribute: &str) ->
         .filter(|s| s.kind() == "expression_statement")
         .filter_map(|s| s.named_child(0))
         .filter(|a| {
-            a.child_by_field_name("left")
-                .is_some_and(|left| left.kind() == "identifier" && source.text_of(left) == attribute)
+            a.child_by_field_name("left").is_some_and(|left| {
+                left.kind() == "identifier" && source.text_of(left) == attribute
+            })
         })
         .filter_map(assigned_value)
-        .last()
+        .next_back()
 }
 
 /// The definition inside a module-level statement: the function or class under decorators, or
@@ -431,7 +432,9 @@ fn module_table(files: &[PyFile]) -> HashMap<String, Option<FileId>> {
 
 /// For every stem, the dotted names it has from each folder above it
 /// (`backend/app/main` is `app.main` from `backend`, `backend.app.main` from the root).
-fn dotted_index(modules: &HashMap<String, Option<FileId>>) -> HashMap<String, Vec<(String, String)>> {
+fn dotted_index(
+    modules: &HashMap<String, Option<FileId>>,
+) -> HashMap<String, Vec<(String, String)>> {
     let mut index: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for stem in modules.keys() {
         let parts: Vec<&str> = stem.split('/').collect();
@@ -489,13 +492,22 @@ mod tests {
             ("other/app/main.py", ""),
         ]);
         let main = id(&p, "backend/app/main.py");
-        assert_eq!(p.find_module(main, "app.api.routes.users"), Some("backend/app/api/routes/users"));
+        assert_eq!(
+            p.find_module(main, "app.api.routes.users"),
+            Some("backend/app/api/routes/users")
+        );
         assert_eq!(p.find_module(main, "app"), Some("backend/app"));
-        assert_eq!(p.find_module(main, "backend.app.main"), Some("backend/app/main"));
+        assert_eq!(
+            p.find_module(main, "backend.app.main"),
+            Some("backend/app/main")
+        );
         assert_eq!(p.find_module(main, "fastapi"), None);
         assert!(p.has_module("backend/app/api"));
         assert_eq!(p.module_file("backend/app/api"), None);
-        assert_eq!(p.module_file("backend/app"), Some(id(&p, "backend/app/__init__.py")));
+        assert_eq!(
+            p.module_file("backend/app"),
+            Some(id(&p, "backend/app/__init__.py"))
+        );
     }
 
     #[test]
@@ -509,14 +521,36 @@ mod tests {
         ]);
         let main = id(&p, "app/main.py");
         let root = p.source(main).root();
-        let expr = |line: usize| root.named_child(line).and_then(|s| s.named_child(0)).unwrap();
-        assert_eq!(p.resolve(main, expr(5)), name(&p, "app/routers/items.py", "router"));
-        assert_eq!(p.resolve(main, expr(6)), name(&p, "app/routers/users.py", "router"));
-        assert_eq!(p.resolve(main, expr(7)), name(&p, "app/routers/users.py", "router"));
-        assert_eq!(p.resolve(main, expr(8)), name(&p, "app/routers/users.py", "router"));
-        assert_eq!(p.resolve(main, expr(9)), name(&p, "app/routers/users.py", "router"));
+        let expr = |line: usize| {
+            root.named_child(line)
+                .and_then(|s| s.named_child(0))
+                .unwrap()
+        };
+        assert_eq!(
+            p.resolve(main, expr(5)),
+            name(&p, "app/routers/items.py", "router")
+        );
+        assert_eq!(
+            p.resolve(main, expr(6)),
+            name(&p, "app/routers/users.py", "router")
+        );
+        assert_eq!(
+            p.resolve(main, expr(7)),
+            name(&p, "app/routers/users.py", "router")
+        );
+        assert_eq!(
+            p.resolve(main, expr(8)),
+            name(&p, "app/routers/users.py", "router")
+        );
+        assert_eq!(
+            p.resolve(main, expr(9)),
+            name(&p, "app/routers/users.py", "router")
+        );
         let users = id(&p, "app/routers/users.py");
-        assert_eq!(p.resolve(users, last_expr(&p, "app/routers/users.py")), name(&p, "app/routers/users.py", "router"));
+        assert_eq!(
+            p.resolve(users, last_expr(&p, "app/routers/users.py")),
+            name(&p, "app/routers/users.py", "router")
+        );
     }
 
     /// Import cycles and self-references end instead of looping.

@@ -1,7 +1,7 @@
 //! Running tree-sitter queries over Python trees.
 //!
 //! Queries are data: each lives in a `.scm` file, is included at build time and compiled once,
-//! on first use, by [`SharedQuery`]. [`matches`] runs one and hands back plain values (captures
+//! on first use, by [`SharedQuery`]. [`matches()`] runs one and hands back plain values (captures
 //! looked up by name), hiding tree-sitter's streaming iterator.
 
 use std::sync::OnceLock;

@@ -126,7 +126,12 @@ mod tests {
     #[test]
     fn parentheses() {
         let file = SourceFile::parse("m.py", "((  # c\n 'a' ))\n((1, 2))\n").unwrap();
-        let expr = |i| file.root().named_child(i).and_then(|s| s.named_child(0)).unwrap();
+        let expr = |i| {
+            file.root()
+                .named_child(i)
+                .and_then(|s| s.named_child(0))
+                .unwrap()
+        };
         assert_eq!(strip_parentheses(expr(0)).kind(), "string");
         assert_eq!(strip_parentheses(expr(1)).kind(), "tuple");
     }
@@ -139,11 +144,19 @@ mod tests {
         let root = file.root();
         let outer = root.named_child(0).unwrap();
         assert!(is_top_level(outer));
-        let inner = outer.child_by_field_name("body").unwrap().named_child(0).unwrap();
+        let inner = outer
+            .child_by_field_name("body")
+            .unwrap()
+            .named_child(0)
+            .unwrap();
         assert_eq!(inner.kind(), "function_definition");
         assert!(!is_top_level(inner));
         assert_eq!(enclosing_function(inner).map(|n| n.id()), Some(outer.id()));
-        let top = root.named_child(1).unwrap().child_by_field_name("definition").unwrap();
+        let top = root
+            .named_child(1)
+            .unwrap()
+            .child_by_field_name("definition")
+            .unwrap();
         assert!(is_top_level(top));
         assert_eq!(line_of(top), 6);
     }
