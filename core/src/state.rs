@@ -53,7 +53,16 @@ pub struct AppState {
 
 impl AppState {
     /// Opens (creating as needed) everything under the configured data dir.
-    pub async fn open(config: Config) -> Result<Arc<AppState>, OpenError> {
+    pub async fn open(mut config: Config) -> Result<Arc<AppState>, OpenError> {
+        // Apps run in their own working dirs, so every path handed to them must be absolute.
+        let absolute = |path: &PathBuf| {
+            std::path::absolute(path).map_err(|source| OpenError::Io {
+                path: path.clone(),
+                source,
+            })
+        };
+        config.data_dir = absolute(&config.data_dir)?;
+        config.cache_dir = Some(absolute(&config.cache_dir())?);
         let data_dir = config.data_dir.clone();
         let dir = |name: &str| -> Result<PathBuf, OpenError> {
             let path = data_dir.join(name);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use previewd_e2e::TestServer;
 
-const DEFAULT_RUNS: usize = 7;
+const DEFAULT_RUNS: usize = 11;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -42,19 +42,16 @@ async fn main() {
         .to_string();
     client.stop_preview(&generation).await;
 
-    let mut previewd = Vec::new();
+    // Interleaved, so drift in the machine's load hits both sides alike.
+    let project = server.data_dir().join("generations").join(&generation);
+    let port = *server.config.port_range.end();
+    let (mut previewd, mut bare) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         let started = Instant::now();
         let answer = client.launch_wait(&generation).await;
         assert_eq!(answer.status, 200, "{:?}", answer.body);
         previewd.push(started.elapsed());
         client.stop_preview(&generation).await;
-    }
-
-    let project = server.data_dir().join("generations").join(&generation);
-    let port = *server.config.port_range.end();
-    let mut bare = Vec::new();
-    for _ in 0..runs {
         bare.push(bare_uvicorn(&python, &project, port).await);
     }
     server.stop().await;
@@ -65,7 +62,7 @@ async fn main() {
         runs
     );
     println!(
-        "  cold provisioning + launch (empty env cache): {:>8.1} ms",
+        "  cold provisioning + launch (empty cache):     {:>8.1} ms  (includes installing uv when it is not on PATH)",
         ms(cold)
     );
     println!(

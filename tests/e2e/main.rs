@@ -7,6 +7,8 @@ mod auth;
 mod failures;
 /// Upload → launch → logs → request → endpoints → stop, the way a frontend drives it.
 mod flow;
+/// Virtualenvs built once and shared.
+mod provisioning;
 /// previewd restarting on the same data dir.
 mod restart;
 /// Hostile and malformed uploads.

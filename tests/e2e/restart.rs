@@ -27,8 +27,11 @@ async fn spawn_previewd(config: &previewd::config::Config) -> (tokio::process::C
     let range = format!("{}-{}", config.port_range.start(), config.port_range.end());
     let mut child = tokio::process::Command::new(previewd_binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--port-range", &range])
+        // A relative data dir, as in the README's `serve`: apps run in other folders, so previewd
+        // must hand them absolute paths.
+        .current_dir(config.data_dir.parent().unwrap())
         .arg("--data-dir")
-        .arg(&config.data_dir)
+        .arg(config.data_dir.file_name().unwrap())
         .arg("--cache-dir")
         .arg(config.cache_dir())
         .env("PREVIEWD_JWT_SECRET", "test-secret")
@@ -57,7 +60,7 @@ async fn spawn_previewd(config: &previewd::config::Config) -> (tokio::process::C
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_keeps_generations_and_stops_orphans() {
     let data_dir = tempfile::tempdir().unwrap();
-    let config = test_config(data_dir.path());
+    let config = test_config(&data_dir.path().join("data"));
     let token = previewd::auth::Authenticator::new(b"test-secret")
         .user_token("alice", Duration::from_secs(600));
 

@@ -452,13 +452,16 @@ impl Supervisor {
     async fn recover(&self) -> Result<(), StoreError> {
         let store = &self.inner.store;
         for mut record in store.previews_where(|p| p.status.is_active())? {
-            let mut killed = 0;
-            if let Some(pgid) = record
-                .pgid
-                .filter(|pgid| process_tree::is_preview_process(*pgid, &record.id))
-            {
-                killed = ProcessTree::new(pgid, &record.id).signal(Signal::SIGKILL);
-            }
+            // The recorded group when its leader is still this preview's (a pid can be reused),
+            // else whatever carries the preview's marker: a crash may have come before the pid
+            // was saved.
+            let tree = match record.pgid {
+                Some(pgid) if process_tree::is_preview_process(pgid, &record.id) => {
+                    ProcessTree::new(pgid, &record.id)
+                }
+                _ => ProcessTree::marked(&record.id),
+            };
+            let killed = tree.signal(Signal::SIGKILL);
             let reason = "previewd restarted while this preview was active; it was stopped";
             record.status = PreviewStatus::Stopped;
             record.ended_at = Some(Utc::now());

@@ -37,7 +37,8 @@ pub struct Usage {
 /// The processes of one preview.
 #[derive(Debug, Clone)]
 pub struct ProcessTree {
-    pgid: i32,
+    /// The group leader, when known; a tree found by marker alone has none.
+    pgid: Option<i32>,
     marker: String,
 }
 
@@ -45,7 +46,16 @@ impl ProcessTree {
     /// The tree of the preview `preview_id` whose group leader is `pgid`.
     pub fn new(pgid: i32, preview_id: &str) -> ProcessTree {
         ProcessTree {
-            pgid,
+            pgid: Some(pgid),
+            marker: format!("{MARKER_VAR}={preview_id}"),
+        }
+    }
+
+    /// The processes carrying `preview_id`'s marker (and their descendants), for a preview
+    /// whose group was never recorded.
+    pub fn marked(preview_id: &str) -> ProcessTree {
+        ProcessTree {
+            pgid: None,
             marker: format!("{MARKER_VAR}={preview_id}"),
         }
     }
@@ -59,7 +69,9 @@ impl ProcessTree {
     pub fn signal(&self, signal: Signal) -> usize {
         let pids = self.pids();
         // The group first, so processes forked in between are reached too.
-        let _ = kill(Pid::from_raw(-self.pgid), signal);
+        if let Some(pgid) = self.pgid {
+            let _ = kill(Pid::from_raw(-pgid), signal);
+        }
         for pid in &pids {
             let _ = kill(Pid::from_raw(*pid), signal);
         }
@@ -82,7 +94,9 @@ impl ProcessTree {
         let mut members: HashSet<i32> = all
             .iter()
             .filter(|(pid, stat)| {
-                stat.pgrp == self.pgid || **pid == self.pgid || self.has_marker(**pid)
+                self.pgid
+                    .is_some_and(|pgid| stat.pgrp == pgid || **pid == pgid)
+                    || self.has_marker(**pid)
             })
             .map(|(pid, _)| *pid)
             .collect();
@@ -114,7 +128,7 @@ impl ProcessTree {
 /// Whether process `pid` exists and carries `preview_id`'s marker (a pid from an old record may
 /// have been reused by an unrelated process).
 pub fn is_preview_process(pid: i32, preview_id: &str) -> bool {
-    ProcessTree::new(pid, preview_id).has_marker(pid)
+    ProcessTree::marked(preview_id).has_marker(pid)
 }
 
 /// Clock ticks per second, the unit of [`Usage::cpu_ticks`].
