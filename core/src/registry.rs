@@ -24,8 +24,12 @@ pub struct Registry {
 impl Registry {
     /// The plugins built into previewd, in tie-breaking order.
     pub fn builtin() -> Registry {
-        let builtins: Vec<Arc<dyn RuntimePlugin>> =
-            vec![Arc::new(previewd_plugin_fastapi::FastApiPlugin)];
+        let builtins: Vec<Arc<dyn RuntimePlugin>> = vec![
+            Arc::new(previewd_plugin_fastapi::FastApiPlugin),
+            Arc::new(previewd_plugin_flask::FlaskPlugin),
+            Arc::new(previewd_plugin_django::DjangoPlugin),
+            Arc::new(previewd_plugin_express::ExpressPlugin),
+        ];
         Registry {
             plugins: builtins
                 .into_iter()

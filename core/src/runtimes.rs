@@ -4,10 +4,52 @@
 
 use std::path::{Path, PathBuf};
 
-/// The Python launcher: imports the app, reports its routes, serves it.
-pub const PYTHON_LAUNCHER: &str = include_str!("../../runtimes/python/launcher.py");
-/// The packages the Python launcher needs.
-pub const PYTHON_REQUIREMENTS: &str = include_str!("../../runtimes/python/requirements.txt");
+/// The Python launcher and the per-framework serving modules it loads, by file name.
+const PYTHON_FILES: &[(&str, &str)] = &[
+    (
+        "launcher.py",
+        include_str!("../../runtimes/python/launcher.py"),
+    ),
+    (
+        "serve_fastapi.py",
+        include_str!("../../runtimes/python/serve_fastapi.py"),
+    ),
+    (
+        "serve_flask.py",
+        include_str!("../../runtimes/python/serve_flask.py"),
+    ),
+    (
+        "serve_django.py",
+        include_str!("../../runtimes/python/serve_django.py"),
+    ),
+];
+
+/// The packages the launcher needs for each framework, pinned (installed as they are into the
+/// shared base environment, unpinned beside a project's own requirements).
+const PYTHON_REQUIREMENTS: &[(&str, &str)] = &[
+    (
+        "fastapi",
+        include_str!("../../runtimes/python/requirements/fastapi.txt"),
+    ),
+    (
+        "flask",
+        include_str!("../../runtimes/python/requirements/flask.txt"),
+    ),
+    (
+        "django",
+        include_str!("../../runtimes/python/requirements/django.txt"),
+    ),
+];
+
+/// The launcher's packages for `framework`; an ASGI stack (FastAPI's) for frameworks previewd
+/// does not know, since that is what the launcher serves unknown Python apps with.
+pub fn python_requirements(framework: &str) -> &'static str {
+    PYTHON_REQUIREMENTS
+        .iter()
+        .find(|(name, _)| *name == framework)
+        .unwrap_or(&PYTHON_REQUIREMENTS[0])
+        .1
+}
 
 /// Where the launchers were written.
 #[derive(Debug, Clone)]
@@ -20,8 +62,9 @@ impl Runtimes {
     pub fn install(dir: &Path) -> std::io::Result<Runtimes> {
         let python = dir.join("python");
         std::fs::create_dir_all(&python)?;
-        write_if_changed(&python.join("launcher.py"), PYTHON_LAUNCHER)?;
-        write_if_changed(&python.join("requirements.txt"), PYTHON_REQUIREMENTS)?;
+        for (name, content) in PYTHON_FILES {
+            write_if_changed(&python.join(name), content)?;
+        }
         Ok(Runtimes {
             dir: dir.to_path_buf(),
         })
@@ -41,4 +84,31 @@ fn write_if_changed(path: &Path, content: &str) -> std::io::Result<()> {
     let partial = path.with_extension("partial");
     std::fs::write(&partial, content)?;
     std::fs::rename(partial, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every framework's requirements pin what they install; unknown frameworks get FastAPI's.
+    #[test]
+    fn requirements_per_framework() {
+        assert!(python_requirements("fastapi").contains("uvicorn"));
+        assert_eq!(
+            python_requirements("starlette"),
+            python_requirements("fastapi")
+        );
+    }
+
+    /// The files are written once and rewritten only when they change.
+    #[test]
+    fn install_writes_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtimes = Runtimes::install(dir.path()).unwrap();
+        assert!(runtimes.python_launcher().is_file());
+        for (name, _) in PYTHON_FILES {
+            assert!(dir.path().join("python").join(name).is_file(), "{name}");
+        }
+        Runtimes::install(dir.path()).unwrap();
+    }
 }

@@ -18,8 +18,8 @@ Exit codes: 0 after a clean shutdown (SIGTERM / SIGINT), 1 when the app cannot b
 built (the user's traceback is on stderr), 2 for bad arguments or an unknown framework, 3 when
 the server could not start (port taken, lifespan startup failed).
 
-Only the standard library and the framework's own packages are used, so the file stands alone.
-Each framework is one entry in FRAMEWORKS; only FastAPI (ASGI, served by uvicorn) exists now.
+Only the standard library and the framework's own packages are used. Each framework is one
+entry in FRAMEWORKS naming a `serve_<framework>.py` beside this file, which previewd ships too.
 """
 
 import argparse
@@ -34,10 +34,6 @@ import sys
 import tempfile
 import traceback
 
-# Routes FastAPI adds for its own documentation; left out of the route table.
-DOCS_ATTRIBUTES = ("openapi_url", "docs_url", "redoc_url", "swagger_ui_oauth2_redirect_url")
-# The method recorded for a WebSocket route (it is not an HTTP method, so clients can filter it).
-WEBSOCKET_METHOD = "WEBSOCKET"
 METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
 CONVERTER = re.compile(r"\{([^{}:]+):[^{}]*\}")
 PARAM = re.compile(r"\{([^{}]+)\}")
@@ -191,80 +187,6 @@ def route_entries(path, methods, endpoint, name, summary, description, tags, pro
     return [dict(method=m, **entry) for m in methods]
 
 
-def flatten_routes(routes):
-    """The routes of one router, with FastAPI's included routers expanded.
-
-    FastAPI >= 0.16x keeps `include_router` lazily as one route that `iter_route_contexts`
-    expands (with prefixes and tags merged); older versions copy the routes into `app.routes`.
-    """
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:
-        return list(routes)
-    return list(iter_route_contexts(routes))
-
-
-def original_route(route):
-    return getattr(route, "original_route", route)
-
-
-def docs_paths(app):
-    return {getattr(app, attr) for attr in DOCS_ATTRIBUTES if getattr(app, attr, None)}
-
-
-def unwrap_app(app):
-    """Middleware wrappers (`CORSMiddleware(app)`) hide the routes; look through them."""
-    for _ in range(32):
-        if hasattr(app, "routes") or not hasattr(app, "app"):
-            break
-        app = app.app
-    return app
-
-
-def asgi_route_table(app, project_root, prefix=""):
-    """One entry per method of every HTTP route (FastAPI's and Starlette's), one `WEBSOCKET`
-    entry per WebSocket route; mounted sub-apps are walked with their prefix; FastAPI's own
-    documentation routes and static-file mounts are left out."""
-    from starlette.routing import Mount, Route, WebSocketRoute
-
-    try:
-        from fastapi.routing import APIRoute
-    except ImportError:
-        APIRoute = ()  # a plain Starlette app: isinstance(x, ()) is always False
-    app = unwrap_app(app)
-    skip = docs_paths(app)
-    table = []
-    for route in flatten_routes(getattr(app, "routes", None) or []):
-        kind = original_route(route)
-        path = getattr(route, "path_format", None) or getattr(route, "path", "")
-        if isinstance(kind, Mount):
-            mount_path = getattr(route, "path", "")
-            table.extend(asgi_route_table(route.app, project_root, prefix + mount_path))
-            continue
-        if isinstance(kind, (Route, WebSocketRoute)) and path in skip:
-            continue
-        endpoint = getattr(route, "endpoint", None)
-        name = getattr(route, "name", None)
-        if isinstance(kind, Route):  # FastAPI's APIRoute included
-            methods = set(getattr(route, "methods", None) or ["GET"])
-            if not isinstance(kind, APIRoute) and "GET" in methods:
-                methods.discard("HEAD")  # Starlette adds HEAD to every GET route
-            summary = getattr(route, "summary", None)
-            description = getattr(route, "description", None)
-            tags = getattr(route, "tags", None)
-            methods = ordered_methods(methods)
-        elif isinstance(kind, WebSocketRoute):
-            methods, summary, description, tags = [WEBSOCKET_METHOD], None, None, None
-        else:
-            continue  # Host routes, FastAPI frontend groups: not part of the API
-        table.extend(
-            route_entries(
-                prefix + path, methods, endpoint, name, summary, description, tags, project_root
-            )
-        )
-    return table
-
-
 def publish_routes(build_table, app):
     """Writes the route table if PREVIEWD_ROUTES_FILE asks for it; never stops the launch."""
     routes_file = os.environ.get("PREVIEWD_ROUTES_FILE")
@@ -282,35 +204,23 @@ def publish_routes(build_table, app):
 # Frameworks
 
 
-def serve_fastapi(args):
-    try:
-        import uvicorn
-    except ImportError as error:
-        raise LaunchError("uvicorn is not installed in this environment (%s)" % error, 1)
-    app = load_app(args.app, args.factory)
-    publish_routes(asgi_route_table, app)
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        root_path=os.environ.get("PREVIEWD_ROOT_PATH", ""),
-        log_level="info",
-        access_log=True,
-        lifespan="auto",
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
-    )
-    server = uvicorn.Server(config)
-    server.run()
-    if not server.started:
-        raise LaunchError("the server did not start (see the log above)", 3)
-    return 0
-
-
-# --framework value -> function(args) serving the app until shutdown, returning the exit code.
+# --framework value -> the file (beside this one) whose `serve(args, kit)` serves the app until
+# shutdown and returns the exit code; `kit` is this module, with the helpers above.
 FRAMEWORKS = {
-    "fastapi": serve_fastapi,
+    "fastapi": "serve_fastapi.py",
 }
+
+
+def load_framework(name):
+    """The serving module of a framework, loaded from its file under a private name (so that it
+    never shadows, or is shadowed by, a module of the user's project)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), FRAMEWORKS[name])
+    spec = importlib.util.spec_from_file_location("_previewd_" + name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def exit_cleanly(signum, frame):
@@ -319,8 +229,7 @@ def exit_cleanly(signum, frame):
 
 def main(argv):
     args = parse_args(argv)
-    serve = FRAMEWORKS.get(args.framework)
-    if serve is None:
+    if args.framework not in FRAMEWORKS:
         say(
             "unknown framework %r; this launcher serves: %s"
             % (args.framework, ", ".join(sorted(FRAMEWORKS)))
@@ -336,7 +245,7 @@ def main(argv):
     signal.signal(signal.SIGTERM, exit_cleanly)
     signal.signal(signal.SIGINT, exit_cleanly)
     try:
-        return serve(args)
+        return load_framework(args.framework).serve(args, sys.modules[__name__])
     except LaunchError as error:
         say(str(error))
         return error.code

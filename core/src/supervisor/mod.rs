@@ -37,7 +37,7 @@ use crate::config::Config;
 use crate::log_store::{LogStore, LogStream, StatusChange};
 use crate::python_env::PythonEnvs;
 use crate::registry::Registry;
-use crate::runtimes::{Runtimes, PYTHON_REQUIREMENTS};
+use crate::runtimes::{self, Runtimes};
 use crate::store::{GenerationRecord, PreviewRecord, PreviewStatus, Store, StoreError};
 use port_pool::{PortLease, PortPool};
 use process_tree::{ProcessTree, Usage, MARKER_VAR};
@@ -647,7 +647,12 @@ impl PreviewRun {
                 };
                 let env = inner
                     .envs
-                    .ensure(PYTHON_REQUIREMENTS, &manifests, &project_dir, &progress)
+                    .ensure(
+                        runtimes::python_requirements(&self.running.record().framework),
+                        &manifests,
+                        &project_dir,
+                        &progress,
+                    )
                     .await
                     .map_err(|err| format!("installing dependencies failed: {err}"))?;
                 Ok(env.python)
