@@ -16,6 +16,7 @@
 //! - [`store`]: sled trees for generations and preview instances.
 //! - [`upload`]: checks and writes uploaded files (JSON, `.tar.gz`, `.zip`) with every limit.
 //! - [`registry`]: the built-in plugins, in one list, and framework detection across them.
+//! - [`route_table`]: the runtime and static route tables merged into one.
 //! - [`runtimes`]: the launcher scripts previewd ships, written out under the data dir.
 //! - [`python_env`]: cached virtualenvs keyed by what they install.
 //! - [`supervisor`]: starts, watches and stops preview processes; the port pool, readiness,
@@ -30,6 +31,7 @@ pub mod envelope;
 pub mod log_store;
 pub mod python_env;
 pub mod registry;
+pub mod route_table;
 pub mod runtimes;
 pub mod server;
 pub mod state;

@@ -16,6 +16,7 @@ use super::generations::owned_generation;
 use super::security::UserAuth;
 use super::ApiTags;
 use crate::envelope::EnvelopeRequest;
+use crate::route_table::{self, Origin};
 use crate::state::AppState;
 use crate::store::{GenerationRecord, PreviewRecord, PreviewStatus};
 use crate::supervisor::{readiness, LaunchError, LaunchOptions};
@@ -386,8 +387,9 @@ impl PreviewsApi {
 
     /// List the app's routes
     ///
-    /// From the running app itself when it reported them (`source: runtime`), else read from the
-    /// source with tree-sitter (`source: static`), which works before any launch.
+    /// Read from the source with tree-sitter before launch (`source: static`). Once the app runs,
+    /// the routes it reports itself (`source: runtime`, completed with file and line from the
+    /// source), plus any the source declares that the app does not report (`source: static`).
     #[oai(
         path = "/:generation_id/preview/endpoints",
         method = "get",
@@ -400,19 +402,22 @@ impl PreviewsApi {
         generation_id: Path<String>,
     ) -> ApiResult<Json<EndpointList>> {
         let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
-        let (routes, source) = routes(&state, &generation).await?;
-        let endpoints = routes
-            .iter()
-            .map(|e| EndpointInfo {
-                method: e.method.clone(),
-                path: e.path.clone(),
-                path_params: e.path_params.clone(),
-                summary: e.summary.clone(),
-                description: e.description.clone(),
-                tags: e.tags.clone(),
-                file: e.file.clone(),
+        let endpoints = routes(&state, &generation)
+            .await?
+            .into_iter()
+            .map(|(e, origin)| EndpointInfo {
+                method: e.method,
+                path: e.path,
+                path_params: e.path_params,
+                summary: e.summary,
+                description: e.description,
+                tags: e.tags,
+                file: e.file,
                 line: e.line,
-                source,
+                source: match origin {
+                    Origin::Static => RouteSource::Static,
+                    Origin::Runtime => RouteSource::Runtime,
+                },
             })
             .collect();
         Ok(Json(EndpointList { endpoints }))
@@ -596,13 +601,7 @@ async fn status_body(
         )
     })?;
     let record = live.record;
-    let endpoint_count = match live.runtime_routes {
-        Some(routes) => routes.len(),
-        None => routes(state, generation)
-            .await
-            .map(|(r, _)| r.len())
-            .unwrap_or(0),
-    } as u64;
+    let endpoint_count = routes(state, generation).await.map_or(0, |r| r.len()) as u64;
     let uptime_seconds = match (record.ready_at, record.status.is_active()) {
         (Some(ready), true) => (Utc::now() - ready).num_milliseconds() as f64 / 1000.0,
         (Some(ready), false) => record
@@ -627,26 +626,43 @@ async fn status_body(
     })
 }
 
-/// The routes of a generation: the running app's own table if it reported one, else static.
+/// The routes of a generation: the running app's own table merged with the static one.
 async fn routes(
     state: &AppState,
     generation: &GenerationRecord,
-) -> ApiResult<(Arc<Vec<Endpoint>>, RouteSource)> {
-    if let Some(preview) = state.store.latest_preview(&generation.id)? {
-        if let Some(routes) = state
+) -> ApiResult<Vec<(Endpoint, Origin)>> {
+    let latest = state.store.latest_preview(&generation.id)?;
+    let runtime = match &latest {
+        Some(preview) => state
             .supervisor
             .state(&preview.id)
             .await?
-            .and_then(|s| s.runtime_routes)
-        {
-            return Ok((Arc::new(routes), RouteSource::Runtime));
-        }
-    }
+            .and_then(|s| s.runtime_routes),
+        None => None,
+    };
+    // The plugin that runs (or ran) the preview, else the one detected at upload.
+    let framework = latest
+        .map(|p| p.framework)
+        .or_else(|| generation.framework.clone());
+    let statics = match static_routes(state, generation, framework).await {
+        Ok(statics) => statics,
+        // A running app's own table stands without the static one.
+        Err(_) if runtime.is_some() => Arc::default(),
+        Err(err) => return Err(err),
+    };
+    Ok(route_table::merge(runtime.as_deref(), &statics))
+}
+
+/// The routes the plugin reads from the source, computed once per generation.
+async fn static_routes(
+    state: &AppState,
+    generation: &GenerationRecord,
+    framework: Option<String>,
+) -> ApiResult<Arc<Vec<Endpoint>>> {
     if let Some(routes) = state.cached_static_routes(&generation.id) {
-        return Ok((routes, RouteSource::Static));
+        return Ok(routes);
     }
     let registry = state.supervisor.registry().clone();
-    let framework = generation.framework.clone();
     let project_dir = state.supervisor.project_dir(&generation.id);
     let routes = tokio::task::spawn_blocking(move || {
         let project = Project::open(&project_dir)
@@ -672,7 +688,7 @@ async fn routes(
     .map_err(|err| ApiError::internal("extracting routes", err))??;
     let routes = Arc::new(routes);
     state.cache_static_routes(&generation.id, Some(routes.clone()));
-    Ok((routes, RouteSource::Static))
+    Ok(routes)
 }
 
 /// The transparent proxy address of a preview.

@@ -2,8 +2,8 @@
 //! the prefixes and tags of the routers and includes above it, as FastAPI itself composes them.
 //!
 //! Registrations are `@x.get("/p")` (and the other HTTP verbs), `@x.api_route("/p",
-//! methods=[...])` and `x.add_api_route("/p", handler, methods=[...])`. WebSocket routes are
-//! not listed: they are not HTTP operations (FastAPI's OpenAPI schema leaves them out too).
+//! methods=[...])`, `x.add_api_route("/p", handler, methods=[...])` and `@x.websocket("/p")`,
+//! listed with the method `WEBSOCKET` as the launcher lists it from the running app.
 //! A route whose path, or a prefix above it, is not a static string is skipped rather than
 //! reported wrong.
 
@@ -23,6 +23,8 @@ use crate::queries::{METHOD_CALLS, ROUTE_DECORATORS};
 
 /// The method `api_route` and `add_api_route` use when given no `methods=`.
 const DEFAULT_METHOD: &str = "GET";
+/// The method shown for a WebSocket route (the launcher reports the same).
+const WEBSOCKET_METHOD: &str = "WEBSOCKET";
 
 /// Include chains deeper than this are not followed (and cycles never are).
 const MAX_NESTING: usize = 32;
@@ -176,6 +178,7 @@ fn registrations(model: &Model<'_>) -> Result<Vec<Registration>, PluginError> {
             }
             let methods = match source.text_of(method) {
                 "api_route" => methods_argument(model, file, arguments),
+                "websocket" => Some(vec![WEBSOCKET_METHOD.to_string()]),
                 verb => Some(vec![verb.to_ascii_uppercase()]),
             };
             let call = Call {
