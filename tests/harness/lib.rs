@@ -2,6 +2,7 @@
 //! its own with a fresh data dir, clients for its API, fixture projects as uploads, and an SSE
 //! reader. Everything it starts is real: the server, the apps, the HTTP in between.
 
+pub mod parity;
 pub mod sse;
 
 use std::path::{Path, PathBuf};
@@ -204,6 +205,22 @@ impl Client {
         answer.body["id"].as_str().expect("id").to_string()
     }
 
+    /// Uploads any project folder as JSON; returns the generation id.
+    pub async fn upload_dir(&self, root: &Path) -> String {
+        let name = root
+            .file_name()
+            .map_or("project".into(), |n| n.to_string_lossy().into_owned());
+        let answer = self.post("/generations", dir_upload(root, &name)).await;
+        assert_eq!(
+            answer.status,
+            201,
+            "upload of {}: {:?}",
+            root.display(),
+            answer.body
+        );
+        answer.body["id"].as_str().expect("id").to_string()
+    }
+
     /// Launches a generation and waits for it to run or fail.
     pub async fn launch_wait(&self, generation_id: &str) -> Answer {
         self.post(
@@ -245,16 +262,27 @@ async fn answer(response: reqwest::Response) -> Answer {
     }
 }
 
-/// The JSON upload of a fixture: every file, text as utf8, anything else as base64.
+/// The JSON upload of a fixture of `tests/fixtures/`.
 pub fn fixture_upload(name: &str) -> Value {
-    let root = fixture(name);
+    dir_upload(&fixture(name), name)
+}
+
+/// Folders never uploaded: installed dependencies and caches, as a user's upload would skip.
+const NOT_UPLOADED: &[&str] = &["__pycache__", "node_modules", ".venv", ".git"];
+
+/// The JSON upload of any project folder: every file, text as utf8, anything else as base64.
+pub fn dir_upload(root: &Path, name: &str) -> Value {
+    let root = root.to_path_buf();
     let mut files = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).expect("fixture dir") {
             let path = entry.expect("entry").path();
             if path.is_dir() {
-                if path.file_name().is_some_and(|n| n == "__pycache__") {
+                if path
+                    .file_name()
+                    .is_some_and(|n| NOT_UPLOADED.iter().any(|skip| n == *skip))
+                {
                     continue;
                 }
                 stack.push(path);
