@@ -11,6 +11,8 @@ mod flow;
 mod provisioning;
 /// previewd restarting on the same data dir.
 mod restart;
+/// Stored log history and stream resumption.
+mod logs;
 /// Hostile and malformed uploads.
 mod uploads;
 

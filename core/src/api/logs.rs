@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use poem::web::sse::Event;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::EventStream;
+use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, Object, OpenApi, Union};
@@ -27,6 +27,12 @@ use super::security::UserAuth;
 use super::ApiTags;
 use crate::log_store::{LiveEvent, LogLine, LogStore, LogStream, StatusChange};
 use crate::state::AppState;
+
+/// Most lines one history page returns.
+const MAX_PAGE: u32 = 5_000;
+/// Most stored lines one history request examines while filtering, so a rare `q` over a huge
+/// log answers quickly with `has_more` instead of scanning everything.
+const MAX_SCAN: usize = 200_000;
 
 /// Interval of the comment heartbeat.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -84,9 +90,20 @@ pub enum StreamEvent {
     Status(StatusEvent),
 }
 
-impl From<LogLine> for StreamEvent {
-    fn from(l: LogLine) -> StreamEvent {
-        StreamEvent::Log(LogEvent {
+/// A page of stored log lines.
+#[derive(Debug, Object)]
+pub struct LogPage {
+    /// The lines, oldest first.
+    pub lines: Vec<LogEvent>,
+    /// Pass as `after` to get the next page (the last seq examined).
+    pub next_after: u64,
+    /// Whether stored lines remain after `next_after`.
+    pub has_more: bool,
+}
+
+impl From<LogLine> for LogEvent {
+    fn from(l: LogLine) -> LogEvent {
+        LogEvent {
             seq: l.seq,
             ts: l.ts,
             stream: match l.stream {
@@ -95,7 +112,13 @@ impl From<LogLine> for StreamEvent {
                 LogStream::System => Stream::System,
             },
             line: l.line,
-        })
+        }
+    }
+}
+
+impl From<LogLine> for StreamEvent {
+    fn from(l: LogLine) -> StreamEvent {
+        StreamEvent::Log(l.into())
     }
 }
 
@@ -141,6 +164,73 @@ pub struct LogsApi;
 
 #[OpenApi(prefix_path = "/api/v1/generations", tag = "ApiTags::Logs")]
 impl LogsApi {
+    /// Read stored logs
+    ///
+    /// Pages through a generation's stored lines, oldest first: the lines after `after`, at
+    /// most `limit` (default 1000, at most 5000), optionally only one `stream` and only lines
+    /// containing `q` (case-insensitive). Follow `next_after` while `has_more`.
+    #[oai(
+        path = "/:generation_id/preview/logs",
+        method = "get",
+        operation_id = "listPreviewLogs"
+    )]
+    // Each argument is a documented parameter of the operation.
+    #[allow(clippy::too_many_arguments)]
+    async fn history(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: UserAuth,
+        generation_id: Path<String>,
+        /// Only lines with a seq greater than this.
+        #[oai(default)]
+        after: Query<u64>,
+        /// Most lines to return.
+        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "5000")))]
+        limit: Query<u32>,
+        /// Only this stream.
+        stream: Query<Option<Stream>>,
+        /// Only lines containing this text (case-insensitive).
+        q: Query<Option<String>>,
+    ) -> ApiResult<Json<LogPage>> {
+        let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
+        let limit = limit.0.min(MAX_PAGE) as usize;
+        let wanted = stream.0.map(|s| match s {
+            Stream::Stdout => LogStream::Stdout,
+            Stream::Stderr => LogStream::Stderr,
+            Stream::System => LogStream::System,
+        });
+        let needle = q.0.map(|q| q.to_lowercase()).filter(|q| !q.is_empty());
+        let (mut lines, mut cursor, mut scanned) = (Vec::new(), after.0, 0usize);
+        let mut has_more = true;
+        while lines.len() < limit && scanned < MAX_SCAN {
+            let page = state.logs.read_after(&generation.id, cursor, PAGE)?;
+            if page.is_empty() {
+                has_more = false;
+                break;
+            }
+            for line in page {
+                scanned += 1;
+                cursor = line.seq;
+                let keep = wanted.is_none_or(|w| w == line.stream)
+                    && needle.as_ref().is_none_or(|n| line.line.to_lowercase().contains(n));
+                if keep {
+                    lines.push(LogEvent::from(line));
+                    if lines.len() == limit {
+                        break;
+                    }
+                }
+            }
+        }
+        if has_more {
+            has_more = !state.logs.read_after(&generation.id, cursor, 1)?.is_empty();
+        }
+        Ok(Json(LogPage {
+            lines,
+            next_after: cursor,
+            has_more,
+        }))
+    }
+
     /// Follow the logs live
     ///
     /// Server-Sent Events. `event: log` carries one line (`id:` is its `seq`, data
@@ -217,6 +307,10 @@ impl LogsApi {
                 }),
         ))
     }
+}
+
+fn default_limit() -> u32 {
+    1000
 }
 
 /// Feeds one client: stored lines after `after`, then live events, each line exactly once.
