@@ -65,6 +65,10 @@ pub struct Config {
     #[arg(long, env = "PREVIEWD_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 
+    /// Most log lines kept per generation; past it the oldest are dropped (and the log says so).
+    #[arg(long, env = "PREVIEWD_MAX_LOG_LINES", default_value_t = 100_000)]
+    pub max_log_lines: u64,
+
     /// Most files one upload may hold.
     #[arg(long, env = "PREVIEWD_MAX_FILES", default_value_t = UploadLimits::default().max_files)]
     pub max_files: usize,

@@ -57,29 +57,40 @@ pub enum LiveEvent {
     Status(StatusChange),
 }
 
-/// Per-generation state: the next sequence number and the live feed.
+/// Per-generation state: the range of stored seqs and the live feed.
 struct GenerationLog {
-    next_seq: Mutex<u64>,
+    seqs: Mutex<SeqRange>,
     feed: broadcast::Sender<LiveEvent>,
+}
+
+/// The stored seqs of a generation: `first..next`.
+#[derive(Debug, Clone, Copy)]
+struct SeqRange {
+    first: u64,
+    next: u64,
 }
 
 /// The log store. Cheap to clone.
 #[derive(Clone)]
 pub struct LogStore {
     tree: sled::Tree,
+    /// Most lines kept per generation; the oldest go first.
+    max_lines: u64,
     logs: Arc<Mutex<HashMap<String, Arc<GenerationLog>>>>,
 }
 
 impl LogStore {
-    /// Opens the log tree of `db`.
-    pub fn open(db: &sled::Db) -> Result<LogStore, StoreError> {
+    /// Opens the log tree of `db`, keeping at most `max_lines` lines per generation.
+    pub fn open(db: &sled::Db, max_lines: u64) -> Result<LogStore, StoreError> {
         Ok(LogStore {
             tree: db.open_tree(LOGS)?,
+            max_lines: max_lines.max(2),
             logs: Arc::default(),
         })
     }
 
-    /// Stores a line and publishes it; returns its seq.
+    /// Stores a line and publishes it; returns its seq. When the generation's log is over its cap,
+    /// the oldest tenth goes, and a `system` line says so.
     pub fn append(
         &self,
         generation_id: &str,
@@ -87,22 +98,52 @@ impl LogStore {
         line: impl Into<String>,
     ) -> Result<u64, StoreError> {
         let log = self.log(generation_id)?;
-        let mut next_seq = log.next_seq.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seqs = log.seqs.lock().unwrap_or_else(PoisonError::into_inner);
+        let seq = self.store_line(generation_id, &log, &mut seqs, stream, line.into())?;
+        if seqs.next - seqs.first > self.max_lines {
+            // Keep nine tenths of the cap, then the notice: a notice per tenth, not per line.
+            let keep = self.max_lines - (self.max_lines / 10).max(1);
+            let dropped = seqs.next - seqs.first - keep;
+            let mut batch = sled::Batch::default();
+            for old in seqs.first..seqs.first + dropped {
+                batch.remove(key(generation_id, old));
+            }
+            self.tree.apply_batch(batch)?;
+            seqs.first += dropped;
+            let notice = format!(
+                "dropped the {dropped} oldest log lines: a generation keeps its newest {} lines",
+                self.max_lines
+            );
+            self.store_line(generation_id, &log, &mut seqs, LogStream::System, notice)?;
+        }
+        Ok(seq)
+    }
+
+    /// Writes one line under the next seq, then publishes it.
+    fn store_line(
+        &self,
+        generation_id: &str,
+        log: &GenerationLog,
+        seqs: &mut SeqRange,
+        stream: LogStream,
+        line: String,
+    ) -> Result<u64, StoreError> {
         let line = LogLine {
-            seq: *next_seq,
+            seq: seqs.next,
             ts: Utc::now(),
             stream,
-            line: line.into(),
+            line,
         };
         let bytes = serde_json::to_vec(&line).map_err(|source| StoreError::Corrupt {
             key: generation_id.to_string(),
             source,
         })?;
         self.tree.insert(key(generation_id, line.seq), bytes)?;
-        *next_seq += 1;
+        seqs.next += 1;
+        let seq = line.seq;
         // No subscriber is not an error: the line is stored.
-        let _ = log.feed.send(LiveEvent::Line(line.clone()));
-        Ok(line.seq)
+        let _ = log.feed.send(LiveEvent::Line(line));
+        Ok(seq)
     }
 
     /// Publishes a status change to the generation's subscribers.
@@ -179,8 +220,17 @@ impl LogStore {
         if let Some(log) = logs.get(generation_id) {
             return Ok(log.clone());
         }
+        let first = self
+            .tree
+            .scan_prefix(prefix(generation_id))
+            .next()
+            .transpose()?
+            .map_or(1, |(k, _)| seq_of(&k));
         let log = Arc::new(GenerationLog {
-            next_seq: Mutex::new(self.last_seq(generation_id)? + 1),
+            seqs: Mutex::new(SeqRange {
+                first,
+                next: self.last_seq(generation_id)? + 1,
+            }),
             feed: broadcast::channel(FEED_CAPACITY).0,
         });
         logs.insert(generation_id.to_string(), log.clone());
@@ -221,7 +271,7 @@ mod tests {
     fn store() -> (tempfile::TempDir, LogStore) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        (dir, LogStore::open(&db).unwrap())
+        (dir, LogStore::open(&db, 1000).unwrap())
     }
 
     /// Lines are numbered from 1, read back in order, paged, and kept apart per generation.
@@ -247,13 +297,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = sled::Config::new().path(dir.path()).open().unwrap();
-            let logs = LogStore::open(&db).unwrap();
+            let logs = LogStore::open(&db, 1000).unwrap();
             logs.append("g1", LogStream::System, "a").unwrap();
             logs.append("g1", LogStream::System, "b").unwrap();
             db.flush().unwrap();
         }
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let logs = LogStore::open(&db).unwrap();
+        let logs = LogStore::open(&db, 1000).unwrap();
         assert_eq!(logs.append("g1", LogStream::Stdout, "c").unwrap(), 3);
         logs.append("g10", LogStream::Stdout, "x").unwrap();
         logs.delete("g1").unwrap();
@@ -272,5 +322,26 @@ mod tests {
             LiveEvent::Line(line) => assert_eq!((line.seq, line.line.as_str()), (2, "after")),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    /// Past the cap the oldest lines go, a system line says so, and numbering goes on.
+    #[test]
+    fn cap_keeps_the_newest_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let logs = LogStore::open(&db, 10).unwrap();
+        for i in 0..25 {
+            logs.append("g1", LogStream::Stdout, format!("line {i}"))
+                .unwrap();
+        }
+        let kept = logs.read_after("g1", 0, 100).unwrap();
+        assert!(kept.len() <= 11, "{} lines kept", kept.len());
+        let last_output = kept.iter().rev().find(|l| l.stream == LogStream::Stdout).unwrap();
+        assert_eq!(last_output.line, "line 24");
+        assert!(kept
+            .iter()
+            .any(|l| l.stream == LogStream::System && l.line.contains("oldest log lines")));
+        let seqs: Vec<u64> = kept.iter().map(|l| l.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     }
 }
