@@ -336,7 +336,11 @@ mod tests {
         }
         let kept = logs.read_after("g1", 0, 100).unwrap();
         assert!(kept.len() <= 11, "{} lines kept", kept.len());
-        let last_output = kept.iter().rev().find(|l| l.stream == LogStream::Stdout).unwrap();
+        let last_output = kept
+            .iter()
+            .rev()
+            .find(|l| l.stream == LogStream::Stdout)
+            .unwrap();
         assert_eq!(last_output.line, "line 24");
         assert!(kept
             .iter()
