@@ -185,7 +185,10 @@ impl LogsApi {
         #[oai(default)]
         after: Query<u64>,
         /// Most lines to return.
-        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "5000")))]
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "5000"))
+        )]
         limit: Query<u32>,
         /// Only this stream.
         stream: Query<Option<Stream>>,
@@ -212,7 +215,9 @@ impl LogsApi {
                 scanned += 1;
                 cursor = line.seq;
                 let keep = wanted.is_none_or(|w| w == line.stream)
-                    && needle.as_ref().is_none_or(|n| line.line.to_lowercase().contains(n));
+                    && needle
+                        .as_ref()
+                        .is_none_or(|n| line.line.to_lowercase().contains(n));
                 if keep {
                     lines.push(LogEvent::from(line));
                     if lines.len() == limit {
