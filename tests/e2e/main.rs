@@ -5,6 +5,8 @@
 mod auth;
 /// Apps that crash, never bind, or leave stubborn children behind.
 mod failures;
+/// The FastAPI plugin's fixtures, launched: static routes equal the running app's.
+mod fastapi_fixtures;
 /// Upload → launch → logs → request → endpoints → stop, the way a frontend drives it.
 mod flow;
 /// Virtualenvs built once and shared.

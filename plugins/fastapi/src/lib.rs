@@ -9,7 +9,7 @@
 //! - this file: the plugin, detection and the launch plan.
 //! - `model`: apps, routers, app factories and includes, read from the code.
 //! - `entry`: which app to launch and from which folder, as which module.
-//! - `manifests`: requirements files and pyproject dependencies.
+//! - `manifests`: requirements files and pyproject dependencies, the FastAPI they pin.
 //! - `routes`: route extraction.
 //! - `queries`: the tree-sitter queries (`queries/*.scm`).
 
@@ -153,6 +153,10 @@ impl RuntimePlugin for FastApiPlugin {
     fn routes(&self, project: &Project) -> Result<Vec<Endpoint>, PluginError> {
         let program = Program::load(project)?;
         let model = Model::build(&program)?;
-        routes::extract(&model)
+        // The FastAPI version comes from the manifest installed for the app that launches.
+        let entry_dir = entry::choose(&model).map_or("", |launch| {
+            parent_dir(program.source(launch.entry.file).path())
+        });
+        routes::extract(&model, manifests::includes_copy_routes(project, entry_dir))
     }
 }

@@ -47,6 +47,34 @@ pub(crate) struct Object {
     pub tags: Vec<String>,
 }
 
+/// Where a statement runs: its file, its scope and its place in the file, so that two statements
+/// of one scope can be ordered as they execute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Site {
+    file: FileId,
+    /// The node id of the enclosing function, `None` at module level.
+    scope: Option<usize>,
+    /// Where the statement starts in its file.
+    byte: usize,
+}
+
+impl Site {
+    /// The site of `node` in `file`.
+    pub fn of(file: FileId, node: Node<'_>) -> Site {
+        Site {
+            file,
+            scope: enclosing_function(node).map(|f| f.id()),
+            byte: node.start_byte(),
+        }
+    }
+
+    /// Whether this statement runs after `other` whenever both run: both in the same scope of
+    /// the same file, this one further down. Across files or scopes the order is unknown.
+    pub fn runs_after(&self, other: &Site) -> bool {
+        self.file == other.file && self.scope == other.scope && self.byte > other.byte
+    }
+}
+
 /// `parent.include_router(child, prefix=..., tags=...)` or `parent.mount(prefix, child)`.
 pub(crate) struct Include {
     /// The including object (index into [`Model::objects`]).
@@ -57,6 +85,11 @@ pub(crate) struct Include {
     pub prefix: Option<String>,
     /// The include's own `tags=`.
     pub tags: Vec<String>,
+    /// Whether this is `include_router` (which, before FastAPI 0.137, copies the routes the
+    /// router has at that moment) rather than `mount` (which keeps the app itself).
+    pub copies_routes: bool,
+    /// Where the call is.
+    pub site: Site,
 }
 
 /// A module-level app or an app factory: something the launcher can import and serve.
@@ -95,6 +128,9 @@ pub(crate) struct Model<'p> {
     pub objects: Vec<Object>,
     /// Every include and mount whose both sides are known.
     pub includes: Vec<Include>,
+    /// Whether some `include_router` call includes a router that is not known (built in a
+    /// loop, looked up by name...): then a router nobody seems to include may be that one.
+    pub unresolved_includes: bool,
     /// Every launchable app: module-level apps and app factories.
     pub entries: Vec<Entry>,
     /// Which object each bound name holds.
@@ -110,6 +146,7 @@ impl<'p> Model<'p> {
             program,
             objects: Vec::new(),
             includes: Vec::new(),
+            unresolved_includes: false,
             entries: Vec::new(),
             bindings: HashMap::new(),
             factories: HashMap::new(),
@@ -334,9 +371,12 @@ impl<'p> Model<'p> {
         let source = self.program.source(file);
         let text = source.text();
         for m in matches(METHOD_CALLS.get()?, source.root(), text) {
-            let (Some(receiver), Some(method), Some(arguments)) =
-                (m.get("receiver"), m.get("method"), m.get("arguments"))
-            else {
+            let (Some(receiver), Some(method), Some(arguments), Some(call)) = (
+                m.get("receiver"),
+                m.get("method"),
+                m.get("arguments"),
+                m.get("call"),
+            ) else {
                 continue;
             };
             let (child, kind, prefix, tags) = match source.text_of(method) {
@@ -361,13 +401,18 @@ impl<'p> Model<'p> {
             let child = child
                 .and_then(|c| self.object_of(file, c))
                 .filter(|&c| self.objects[c].kind == kind);
-            if let (Some(parent), Some(child)) = (parent, child) {
-                self.includes.push(Include {
+            let copies_routes = kind == Kind::Router;
+            match (parent, child) {
+                (Some(parent), Some(child)) => self.includes.push(Include {
                     parent,
                     child,
                     prefix,
                     tags,
-                });
+                    copies_routes,
+                    site: Site::of(file, call),
+                }),
+                _ if copies_routes => self.unresolved_includes = true,
+                _ => {}
             }
         }
         Ok(())

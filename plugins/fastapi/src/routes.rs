@@ -5,7 +5,19 @@
 //! methods=[...])`, `x.add_api_route("/p", handler, methods=[...])` and `@x.websocket("/p")`,
 //! listed with the method `WEBSOCKET` as the launcher lists it from the running app.
 //! A route whose path, or a prefix above it, is not a static string is skipped rather than
-//! reported wrong.
+//! reported wrong. Path converters are dropped (`{p:path}` is listed as `{p}`), as the launcher
+//! lists them.
+//!
+//! Before FastAPI 0.137, `include_router` copied the routes the router had at that moment, so a
+//! route registered on a router after it was included is not served through that include. When
+//! the project pins such a FastAPI, a registration (or a nested include) that provably runs
+//! after the include (same file, same scope, further down) is left out under that include.
+//! Registrations elsewhere are taken to run first: a router's module is imported, and its
+//! routes registered, before the code including it runs.
+//!
+//! A router nobody includes is not served, and is left out; unless some `include_router` call
+//! includes a router the model could not tell, which might be that one: then it is listed under
+//! its own prefix, best effort.
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,7 +30,7 @@ use previewd_plugin_python::source::{enclosing_function, line_of};
 use previewd_plugin_python::{FileId, Symbol};
 use tree_sitter::Node;
 
-use crate::model::{source_files, Model};
+use crate::model::{source_files, Include, Kind, Model, Site};
 use crate::queries::{METHOD_CALLS, ROUTE_DECORATORS};
 
 /// The method `api_route` and `add_api_route` use when given no `methods=`.
@@ -44,10 +56,16 @@ struct Registration {
     tags: Vec<String>,
     file: String,
     line: u32,
+    /// Where the registering statement is.
+    site: Site,
 }
 
-/// Every route of the project, sorted by path then method.
-pub(crate) fn extract(model: &Model<'_>) -> Result<Vec<Endpoint>, PluginError> {
+/// Every route of the project, sorted by path then method. `includes_copy_routes` says whether
+/// the FastAPI the project runs copies routes at `include_router` time (before 0.137).
+pub(crate) fn extract(
+    model: &Model<'_>,
+    includes_copy_routes: bool,
+) -> Result<Vec<Endpoint>, PluginError> {
     let registrations = registrations(model)?;
     let mut on_object: HashMap<usize, Vec<&Registration>> = HashMap::new();
     for registration in &registrations {
@@ -59,15 +77,19 @@ pub(crate) fn extract(model: &Model<'_>) -> Result<Vec<Endpoint>, PluginError> {
     let mut walk = Walk {
         model,
         on_object,
+        includes_copy_routes,
         stack: Vec::new(),
         visits: 0,
         endpoints: Vec::new(),
     };
     let included: HashSet<usize> = model.includes.iter().map(|i| i.child).collect();
-    // Objects nobody includes are the roots: the apps, and routers never included (listed
-    // under their own prefix, best effort).
-    for root in (0..model.objects.len()).filter(|o| !included.contains(o)) {
-        walk.visit(root, "", &[]);
+    // Objects nobody includes are the roots: the apps, and routers never included when an
+    // unknown router is included somewhere (listed under their own prefix, best effort).
+    let roots = (0..model.objects.len()).filter(|&o| {
+        !included.contains(&o) && (model.objects[o].kind == Kind::App || model.unresolved_includes)
+    });
+    for root in roots {
+        walk.visit(root, "", &[], None);
     }
     // The same router included twice in the same place yields the same endpoints twice.
     let mut seen = HashSet::new();
@@ -89,6 +111,8 @@ pub(crate) fn extract(model: &Model<'_>) -> Result<Vec<Endpoint>, PluginError> {
 struct Walk<'a, 'p> {
     model: &'a Model<'p>,
     on_object: HashMap<usize, Vec<&'a Registration>>,
+    /// Whether `include_router` copies the routes a router has at that moment.
+    includes_copy_routes: bool,
     /// The objects on the current include chain, to stop at cycles.
     stack: Vec<usize>,
     /// How many objects were visited so far (bounded by [`MAX_ENDPOINTS`] too).
@@ -98,8 +122,9 @@ struct Walk<'a, 'p> {
 
 impl Walk<'_, '_> {
     /// Lists the routes of `object` and everything it includes, under `prefix` and `tags`
-    /// (what the includes above it add).
-    fn visit(&mut self, object: usize, prefix: &str, tags: &[String]) {
+    /// (what the includes above it add), as served through `via`, the include that brought
+    /// it in (`None` for a root).
+    fn visit(&mut self, object: usize, prefix: &str, tags: &[String], via: Option<&Include>) {
         self.visits += 1;
         if self.stack.len() >= MAX_NESTING
             || self.stack.contains(&object)
@@ -113,7 +138,9 @@ impl Walk<'_, '_> {
         };
         let prefix = format!("{prefix}{own_prefix}");
         let tags = merged(tags, &model.objects[object].tags);
-        for registration in self.on_object.get(&object).into_iter().flatten() {
+        let copies = self.includes_copy_routes;
+        let registrations = self.on_object.get(&object).into_iter().flatten();
+        for registration in registrations.filter(|r| !late(copies, &r.site, via)) {
             for method in &registration.methods {
                 if self.endpoints.len() >= MAX_ENDPOINTS {
                     return;
@@ -125,7 +152,7 @@ impl Walk<'_, '_> {
                 self.endpoints.push(Endpoint {
                     method: method.clone(),
                     path_params: Endpoint::params_of(&path),
-                    path,
+                    path: without_converters(&path),
                     summary: registration.summary.clone(),
                     description: registration.description.clone(),
                     tags: merged(&tags, &registration.tags),
@@ -135,14 +162,51 @@ impl Walk<'_, '_> {
             }
         }
         self.stack.push(object);
-        for include in model.includes.iter().filter(|i| i.parent == object) {
+        let includes = model.includes.iter().filter(|i| i.parent == object);
+        for include in includes.filter(|i| !late(copies, &i.site, via)) {
             if let Some(include_prefix) = &include.prefix {
                 let tags = merged(&tags, &include.tags);
-                self.visit(include.child, &format!("{prefix}{include_prefix}"), &tags);
+                let prefix = format!("{prefix}{include_prefix}");
+                self.visit(include.child, &prefix, &tags, Some(include));
             }
         }
         self.stack.pop();
     }
+}
+
+/// Whether a registration (or include) at `site`, on the object `via` brought in, comes too
+/// late to be served through it: `via` copied the routes before the registration ran.
+fn late(includes_copy_routes: bool, site: &Site, via: Option<&Include>) -> bool {
+    via.is_some_and(|include| {
+        includes_copy_routes && include.copies_routes && site.runs_after(&include.site)
+    })
+}
+
+/// `path` with Starlette's converters dropped: `/files/{p:path}` is `/files/{p}`.
+fn without_converters(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let Some(end) = rest[1..].find(['{', '}']).map(|e| e + 1) else {
+            break;
+        };
+        let parameter = &rest[..end];
+        if rest[end..].starts_with('}') {
+            match parameter.split_once(':') {
+                Some((name, _)) if name.len() > 1 => out.push_str(name),
+                _ => out.push_str(parameter),
+            }
+            out.push('}');
+            rest = &rest[end + 1..];
+        } else {
+            out.push_str(parameter);
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `outer` followed by the tags of `inner` not already in it.
@@ -186,6 +250,7 @@ fn registrations(model: &Model<'_>) -> Result<Vec<Registration>, PluginError> {
                 receiver,
                 arguments,
                 methods,
+                statement: handler.parent().unwrap_or(handler),
             };
             found.extend(call.registration(model, Some((file, handler)), handler));
         }
@@ -208,6 +273,7 @@ fn registrations(model: &Model<'_>) -> Result<Vec<Registration>, PluginError> {
                 receiver,
                 arguments,
                 methods: methods_argument(model, file, arguments),
+                statement: site,
             };
             found.extend(call.registration(model, handler, site));
         }
@@ -239,6 +305,8 @@ struct Call<'p> {
     arguments: Node<'p>,
     /// The HTTP methods; `None` when `methods=` is not static.
     methods: Option<Vec<String>>,
+    /// What runs the registration: the decorated `def`, or the call.
+    statement: Node<'p>,
 }
 
 impl Call<'_> {
@@ -292,6 +360,7 @@ impl Call<'_> {
             tags,
             file,
             line,
+            site: Site::of(self.file, self.statement),
         })
     }
 }
@@ -388,6 +457,112 @@ fn title(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use previewd_plugin_python::{Program, SourceFile};
+
+    /// The (method, path) routes of a project, with `include_router` copying routes or not.
+    fn routes(files: &[(&str, &str)], includes_copy_routes: bool) -> Vec<String> {
+        let sources = files
+            .iter()
+            .map(|(p, t)| SourceFile::parse(*p, *t).unwrap())
+            .collect();
+        let program = Program::new(sources).unwrap();
+        let model = Model::build(&program).unwrap();
+        extract(&model, includes_copy_routes)
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{} {}", e.method, e.path))
+            .collect()
+    }
+
+    const LATE: &str = "\
+from fastapi import APIRouter, FastAPI
+app = FastAPI()
+router = APIRouter(prefix='/r')
+inner = APIRouter(prefix='/i')
+
+@router.get('/early')
+def early(): ...
+
+app.include_router(router)
+router.include_router(inner)
+
+@router.get('/late')
+def late(): ...
+
+router.add_api_route('/late-call', late)
+
+@inner.get('')
+def inner_route(): ...
+";
+
+    /// Before FastAPI 0.137, what is registered on a router below the include, in the same
+    /// scope, is not served; the router's own earlier routes are, and so is everything from
+    /// 0.137 on.
+    #[test]
+    fn registrations_after_the_include() {
+        assert_eq!(routes(&[("main.py", LATE)], true), ["GET /r/early"]);
+        assert_eq!(
+            routes(&[("main.py", LATE)], false),
+            [
+                "GET /r/early",
+                "GET /r/i",
+                "GET /r/late",
+                "GET /r/late-call"
+            ]
+        );
+    }
+
+    /// Registrations in another module, or another scope, are taken to run first.
+    #[test]
+    fn other_modules_and_scopes_run_first() {
+        let main = "\
+from fastapi import FastAPI
+from routes import router
+app = FastAPI()
+app.include_router(router)
+";
+        let routes_py = "\
+from fastapi import APIRouter
+router = APIRouter()
+
+@router.get('/a')
+def a(): ...
+";
+        assert_eq!(
+            routes(&[("main.py", main), ("routes.py", routes_py)], true),
+            ["GET /a"]
+        );
+        let factory = "\
+from fastapi import APIRouter, FastAPI
+router = APIRouter()
+
+def create_app():
+    app = FastAPI()
+    app.include_router(router)
+    return app
+
+@router.get('/b')
+def b(): ...
+";
+        assert_eq!(routes(&[("main.py", factory)], true), ["GET /b"]);
+    }
+
+    /// A router nobody includes is not served, unless some include names a router the model
+    /// cannot tell, which may be that one.
+    #[test]
+    fn routers_nobody_includes() {
+        let orphan = "\
+from fastapi import APIRouter, FastAPI
+app = FastAPI()
+orphan = APIRouter(prefix='/o')
+
+@orphan.get('/x')
+def x(): ...
+";
+        assert!(routes(&[("main.py", orphan)], false).is_empty());
+        let unknown = format!("{orphan}for r in [orphan]:\n    app.include_router(r)\n");
+        assert_eq!(routes(&[("main.py", &unknown)], false), ["GET /o/x"]);
+    }
 
     #[test]
     fn titles_like_python() {
@@ -395,6 +570,18 @@ mod tests {
         assert_eq!(title("read root2x"), "Read Root2X");
         assert_eq!(title("getHTTPData"), "Gethttpdata");
         assert_eq!(title("  lead"), "  Lead");
+    }
+
+    #[test]
+    fn drops_converters_like_the_launcher() {
+        assert_eq!(
+            without_converters("/files/{file_path:path}"),
+            "/files/{file_path}"
+        );
+        assert_eq!(without_converters("/a/{x:int}/b/{y}"), "/a/{x}/b/{y}");
+        assert_eq!(without_converters("/{:path}/{oops"), "/{:path}/{oops");
+        assert_eq!(without_converters("/{a{b:c}"), "/{a{b}");
+        assert_eq!(without_converters("/plain"), "/plain");
     }
 
     #[test]
