@@ -19,6 +19,7 @@
 //! - [`route_table`]: the runtime and static route tables merged into one.
 //! - [`runtimes`]: the launcher scripts previewd ships, written out under the data dir.
 //! - [`python_env`]: cached virtualenvs keyed by what they install.
+//! - [`node_env`]: cached `node_modules` installs keyed by the lockfile, linked into projects.
 //! - [`supervisor`]: starts, watches and stops preview processes; the port pool, readiness,
 //!   process-tree kill and `/proc` statistics live below it.
 //! - [`log_store`]: every output line stored in sled with its sequence number, and a live feed.
@@ -29,6 +30,7 @@ pub mod auth;
 pub mod config;
 pub mod envelope;
 pub mod log_store;
+pub mod node_env;
 pub mod python_env;
 pub mod registry;
 pub mod route_table;

@@ -24,6 +24,18 @@ const PYTHON_FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The Node launcher and the route-table module it loads, by file name.
+const NODE_FILES: &[(&str, &str)] = &[
+    (
+        "launcher.js",
+        include_str!("../../runtimes/node/launcher.js"),
+    ),
+    (
+        "route_table.js",
+        include_str!("../../runtimes/node/route_table.js"),
+    ),
+];
+
 /// The packages the launcher needs for each framework, pinned (installed as they are into the
 /// shared base environment, unpinned beside a project's own requirements).
 const PYTHON_REQUIREMENTS: &[(&str, &str)] = &[
@@ -65,6 +77,11 @@ impl Runtimes {
         for (name, content) in PYTHON_FILES {
             write_if_changed(&python.join(name), content)?;
         }
+        let node = dir.join("node");
+        std::fs::create_dir_all(&node)?;
+        for (name, content) in NODE_FILES {
+            write_if_changed(&node.join(name), content)?;
+        }
         Ok(Runtimes {
             dir: dir.to_path_buf(),
         })
@@ -73,6 +90,11 @@ impl Runtimes {
     /// The Python launcher script.
     pub fn python_launcher(&self) -> PathBuf {
         self.dir.join("python").join("launcher.py")
+    }
+
+    /// The Node launcher script.
+    pub fn node_launcher(&self) -> PathBuf {
+        self.dir.join("node").join("launcher.js")
     }
 }
 
@@ -108,6 +130,10 @@ mod tests {
         assert!(runtimes.python_launcher().is_file());
         for (name, _) in PYTHON_FILES {
             assert!(dir.path().join("python").join(name).is_file(), "{name}");
+        }
+        assert!(runtimes.node_launcher().is_file());
+        for (name, _) in NODE_FILES {
+            assert!(dir.path().join("node").join(name).is_file(), "{name}");
         }
         Runtimes::install(dir.path()).unwrap();
     }

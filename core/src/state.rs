@@ -11,6 +11,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::envelope::Envelope;
 use crate::log_store::LogStore;
+use crate::node_env::NodeEnvs;
 use crate::python_env::PythonEnvs;
 use crate::registry::Registry;
 use crate::runtimes::Runtimes;
@@ -94,12 +95,18 @@ impl AppState {
         let store = Store::open(&dir("db")?)?;
         let logs = LogStore::open(store.db(), config.max_log_lines)?;
         let envs = PythonEnvs::new(config.cache_dir().join("python-envs"))?;
+        let node_envs_dir = config.cache_dir().join("node-envs");
+        let node_envs = NodeEnvs::new(node_envs_dir.clone()).map_err(|source| OpenError::Io {
+            path: node_envs_dir,
+            source,
+        })?;
         let supervisor = Supervisor::start(SupervisorParts {
             config: config.clone(),
             store: store.clone(),
             logs: logs.clone(),
             registry: Registry::builtin(),
             envs,
+            node_envs,
             runtimes,
             generations_dir,
             previews_dir,

@@ -3,6 +3,8 @@
 
 /// Bearer tokens, session tokens and the 401/404 rules.
 mod auth;
+/// Express apps on Node, JavaScript and TypeScript.
+mod express;
 /// Apps that crash, never bind, or leave stubborn children behind.
 mod failures;
 /// The FastAPI plugin's fixtures, launched: static routes equal the running app's.

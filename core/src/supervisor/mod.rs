@@ -35,6 +35,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::config::Config;
 use crate::log_store::{LogStore, LogStream, StatusChange};
+use crate::node_env::NodeEnvs;
 use crate::python_env::PythonEnvs;
 use crate::registry::Registry;
 use crate::runtimes::{self, Runtimes};
@@ -140,6 +141,7 @@ struct Inner {
     logs: LogStore,
     registry: Registry,
     envs: PythonEnvs,
+    node_envs: NodeEnvs,
     runtimes: Runtimes,
     ports: Arc<PortPool>,
     generations_dir: PathBuf,
@@ -162,6 +164,8 @@ pub struct SupervisorParts {
     pub logs: LogStore,
     pub registry: Registry,
     pub envs: PythonEnvs,
+    /// The cached `node_modules` installs of Node projects.
+    pub node_envs: NodeEnvs,
     pub runtimes: Runtimes,
     pub generations_dir: PathBuf,
     pub previews_dir: PathBuf,
@@ -179,6 +183,7 @@ impl Supervisor {
                 logs: parts.logs,
                 registry: parts.registry,
                 envs: parts.envs,
+                node_envs: parts.node_envs,
                 runtimes: parts.runtimes,
                 generations_dir: parts.generations_dir,
                 previews_dir: parts.previews_dir,
@@ -657,7 +662,33 @@ impl PreviewRun {
                     .map_err(|err| format!("installing dependencies failed: {err}"))?;
                 Ok(env.python)
             }
-            Runtime::Node => Err("the Node runtime is not available in this previewd".to_string()),
+            Runtime::Node => {
+                let package_json = self
+                    .plan
+                    .requirements
+                    .first()
+                    .map(|m| project_dir.join(m))
+                    .unwrap_or_else(|| {
+                        project_dir
+                            .join(&self.plan.working_dir)
+                            .join("package.json")
+                    });
+                let logs = inner.logs.clone();
+                let generation_id = self.running.record().generation_id;
+                let progress = move |line: String| {
+                    let _ = logs.append(&generation_id, LogStream::System, line);
+                };
+                let env = inner
+                    .node_envs
+                    .ensure(
+                        &package_json,
+                        &project_dir.join(&self.plan.working_dir),
+                        &progress,
+                    )
+                    .await
+                    .map_err(|err| format!("installing dependencies failed: {err}"))?;
+                Ok(env.node)
+            }
         }
     }
 
@@ -669,16 +700,15 @@ impl PreviewRun {
         let scratch = inner.previews_dir.join(&record.id);
         std::fs::create_dir_all(&scratch)
             .map_err(|err| format!("creating {}: {err}", scratch.display()))?;
-        let launcher = match self.plan.runtime {
-            Runtime::Python => inner.runtimes.python_launcher(),
-            Runtime::Node => {
-                return Err("the Node runtime is not available in this previewd".into())
-            }
+        // Python's `-u`: unbuffered output. Node writes to pipes without buffering anyway.
+        let (launcher, flags): (_, &[&str]) = match self.plan.runtime {
+            Runtime::Python => (inner.runtimes.python_launcher(), &["-u"]),
+            Runtime::Node => (inner.runtimes.node_launcher(), &[]),
         };
 
         let mut command = Command::new(interpreter);
         command
-            .arg("-u")
+            .args(flags)
             .arg(&launcher)
             .args(&self.plan.args)
             .current_dir(&work_dir)
@@ -701,7 +731,9 @@ impl PreviewRun {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         if let Some(venv) = interpreter.parent().and_then(Path::parent) {
-            command.env("VIRTUAL_ENV", venv);
+            if self.plan.runtime == Runtime::Python {
+                command.env("VIRTUAL_ENV", venv);
+            }
         }
         // SAFETY: setsid is async-signal-safe; the closure touches nothing else.
         unsafe {
@@ -712,8 +744,9 @@ impl PreviewRun {
             });
         }
         let shown = format!(
-            "{} -u {} {}",
+            "{} {}{} {}",
             interpreter.display(),
+            flags.iter().map(|f| format!("{f} ")).collect::<String>(),
             launcher.display(),
             self.plan.args.join(" ")
         );

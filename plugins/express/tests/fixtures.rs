@@ -1,0 +1,77 @@
+//! Snapshot tests over the fixture projects in `tests/fixtures/`: small runnable Express apps
+//! in the layouts real repositories use (each with a package-lock.json, so the e2e tests run
+//! `npm ci`). Each gets two snapshots: its detection with its launch plan, and its routes.
+
+use std::path::Path;
+
+use previewd_plugin_api::{Detection, LaunchPlan, Project, RuntimePlugin};
+use previewd_plugin_express::ExpressPlugin;
+
+/// The port every launch plan is asked for.
+const PORT: u16 = 3001;
+
+/// Opens `tests/fixtures/<name>`.
+fn fixture(name: &str) -> Project {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    Project::open(root).unwrap()
+}
+
+/// What the launch snapshot holds; a struct so the `f32` confidence prints as written.
+#[derive(serde::Serialize)]
+struct Launch {
+    detection: Option<Detection>,
+    launch_plan: Result<LaunchPlan, String>,
+}
+
+/// Snapshots detection + launch plan as `<name>_launch` and routes as `<name>_routes`.
+fn check(name: &str) {
+    let project = fixture(name);
+    let plugin = ExpressPlugin;
+    let launch = Launch {
+        detection: plugin.detect(&project),
+        launch_plan: plugin
+            .launch_plan(&project, PORT)
+            .map_err(|e| e.to_string()),
+    };
+    insta::assert_json_snapshot!(format!("{name}_launch"), launch);
+    insta::assert_json_snapshot!(format!("{name}_routes"), plugin.routes(&project).unwrap());
+}
+
+/// One `server.js` (Express 4): every verb, `.all`, JSDoc and line comments, a template
+/// literal, an optional parameter, a path built from a constant, a settings read that is no
+/// route.
+#[test]
+fn single_file() {
+    check("single_file");
+}
+
+/// The realworld layout (Express 4): `bin/www` from `scripts.start` creating the server,
+/// `app.js` mounting `routes/index.js`, which mounts `routes/api/` by folder `require`;
+/// `router.route()` chains, a destructured named export, `require('express').Router()`.
+#[test]
+fn realworld() {
+    check("realworld");
+}
+
+/// ES modules (Express 5, `"type": "module"`): default and named imports and exports with
+/// `.js` specifiers.
+#[test]
+fn esm() {
+    check("esm");
+}
+
+/// TypeScript (Express 5): `src/index.ts` from `scripts.dev` (the `start` script names a
+/// `dist/` that is not built), routers in `src/routes/*.ts` with type annotations, tsx in
+/// devDependencies as the loader.
+#[test]
+fn typescript() {
+    check("typescript");
+}
+
+/// An app that hard-codes `app.listen(3000)`, found by its conventional name `index.js`.
+#[test]
+fn hardcoded_port() {
+    check("hardcoded_port");
+}
