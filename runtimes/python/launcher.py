@@ -56,7 +56,11 @@ def parse_args(argv):
         prog="launcher.py", description="Serve a Python web app for previewd."
     )
     parser.add_argument("--framework", required=True, help="one of: " + ", ".join(FRAMEWORKS))
-    parser.add_argument("--app", required=True, help="module:attribute, e.g. app.main:app")
+    parser.add_argument(
+        "--app",
+        required=True,
+        help="module:attribute, e.g. app.main:app (for Django: the settings module, e.g. mysite.settings)",
+    )
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
@@ -208,6 +212,8 @@ def publish_routes(build_table, app):
 # shutdown and returns the exit code; `kit` is this module, with the helpers above.
 FRAMEWORKS = {
     "fastapi": "serve_fastapi.py",
+    "flask": "serve_flask.py",
+    "django": "serve_django.py",
 }
 
 

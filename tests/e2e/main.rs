@@ -3,20 +3,24 @@
 
 /// Bearer tokens, session tokens and the 401/404 rules.
 mod auth;
+/// Django apps, with and without Django REST framework.
+mod django;
 /// Express apps on Node, JavaScript and TypeScript.
 mod express;
 /// Apps that crash, never bind, or leave stubborn children behind.
 mod failures;
 /// The FastAPI plugin's fixtures, launched: static routes equal the running app's.
 mod fastapi_fixtures;
+/// Flask apps: detected, launched, answering, routes matching the running app.
+mod flask;
 /// Upload → launch → logs → request → endpoints → stop, the way a frontend drives it.
 mod flow;
+/// Stored log history and stream resumption.
+mod logs;
 /// Virtualenvs built once and shared.
 mod provisioning;
 /// previewd restarting on the same data dir.
 mod restart;
-/// Stored log history and stream resumption.
-mod logs;
 /// Hostile and malformed uploads.
 mod uploads;
 

@@ -1,13 +1,87 @@
-//! previewd's Flask plugin (being written): recognises nothing yet.
+//! previewd's Flask plugin: recognises a Flask project, says how to start it, and lists the
+//! URL rules its source declares, all without running it.
+//!
+//! The Python reading (parsing, imports, literals, the launch module) comes from
+//! `previewd-plugin-python`; this crate adds what is Flask's: which calls create apps and
+//! blueprints, how blueprints nest and join prefixes, class-based views, and the `flask run`
+//! conventions for finding the app.
+//!
+//! # Layout
+//! - this file: the plugin, detection and the launch plan.
+//! - `model`: apps, blueprints, app factories and blueprint registrations, read from the code.
+//! - `entry`: which app to launch (`FLASK_APP`, conventional files and names).
+//! - `routes`: route extraction.
+//! - `rules`: Flask's rule joining and Werkzeug's `<converter:name>` placeholders.
+//! - `view_functions`: what `add_url_rule(view_func=...)` names.
+//! - `views`: methods and handlers of class-based views (`MethodView`).
+//! - `queries`: the tree-sitter queries (`queries/*.scm`).
 
-use previewd_plugin_api::{Detection, Endpoint, LaunchPlan, PluginError, Project, RuntimePlugin};
+mod entry;
+mod model;
+mod queries;
+mod routes;
+mod rules;
+mod view_functions;
+mod views;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use previewd_plugin_api::{
+    Detection, Endpoint, LaunchPlan, PluginError, Project, Readiness, Runtime, RuntimePlugin,
+};
+use previewd_plugin_python::dependency_manifests::{manifest_listing, requirements};
+use previewd_plugin_python::modules::{is_test_path, parent_dir};
+use previewd_plugin_python::Program;
+
+use crate::entry::FlaskApp;
+use crate::model::Model;
+
+/// The plugin's name, also the `--framework` value of the launcher and the package looked for
+/// in manifests.
+const NAME: &str = "flask";
+
+/// What detection looks for, in words.
+const LOOKS_FOR: &str = "a Python file that creates `app = Flask(__name__)` (wsgi.py, app.py, \
+     application.py, a package's __init__.py, …) or an app factory such as `create_app()` \
+     returning one, FLASK_APP in .flaskenv/.env, or flask in requirements.txt/pyproject.toml";
+
+/// The strongest evidence detection found.
+#[derive(Clone, Copy)]
+enum Evidence {
+    /// A module-level app (`app = Flask(__name__)`, `app = create_app()`).
+    App,
+    /// Only an app factory.
+    Factory,
+    /// Only `FLASK_APP` naming a module and an attribute.
+    FlaskApp,
+    /// Code imports flask, but no app was found.
+    Import,
+    /// Only a dependency manifest lists flask.
+    Manifest,
+}
+
+/// How sure detection is, given its evidence and whether a manifest (or `FLASK_APP`) backs it.
+fn confidence(evidence: Evidence, backed: bool) -> f32 {
+    match (evidence, backed) {
+        (Evidence::App, true) => 0.98,
+        (Evidence::App, false) => 0.9,
+        (Evidence::Factory, true) => 0.93,
+        (Evidence::Factory, false) => 0.85,
+        (Evidence::FlaskApp, true) => 0.8,
+        (Evidence::FlaskApp, false) => 0.7,
+        (Evidence::Import, true) => 0.4,
+        (Evidence::Import, false) => 0.3,
+        (Evidence::Manifest, _) => 0.25,
+    }
+}
 
 /// The Flask plugin.
 pub struct FlaskPlugin;
 
 impl RuntimePlugin for FlaskPlugin {
     fn name(&self) -> &str {
-        "flask"
+        NAME
     }
 
     fn version(&self) -> &str {
@@ -15,20 +89,138 @@ impl RuntimePlugin for FlaskPlugin {
     }
 
     fn looks_for(&self) -> &str {
-        "a Flask project"
+        LOOKS_FOR
     }
 
-    fn detect(&self, _project: &Project) -> Option<Detection> {
-        None
-    }
-
-    fn launch_plan(&self, _project: &Project, _port: u16) -> Result<LaunchPlan, PluginError> {
-        Err(PluginError::NoEntrypoint {
-            looked_for: self.looks_for().to_string(),
+    fn detect(&self, project: &Project) -> Option<Detection> {
+        let program = Program::load(project).ok()?;
+        let model = Model::build(&program).ok()?;
+        let flask_app = FlaskApp::find(project);
+        let manifest = manifest_listing(project, NAME);
+        let mut backing: Vec<String> = manifest
+            .iter()
+            .map(|m| format!("{m} lists flask"))
+            .collect();
+        if let Some(launch) = entry::choose(&model, flask_app.as_ref()) {
+            let path = program.source(launch.entry.file).path();
+            let evidence = match launch.entry.factory {
+                true => Evidence::Factory,
+                false => Evidence::App,
+            };
+            backing.splice(0..0, launch.named_by);
+            let backed = !backing.is_empty();
+            let mut reason = format!("{path} {}", launch.entry.how);
+            for extra in backing {
+                reason.push_str("; ");
+                reason.push_str(&extra);
+            }
+            return Some(Detection {
+                confidence: confidence(evidence, backed),
+                reason,
+            });
+        }
+        if let Some(flask_app) = flask_app.filter(|f| f.target().is_some()) {
+            return Some(Detection {
+                confidence: confidence(Evidence::FlaskApp, manifest.is_some()),
+                reason: format!(
+                    "{}, but no file was seen creating `Flask(__name__)`",
+                    flask_app.describe()
+                ),
+            });
+        }
+        let importer = program.files().find(|(id, source)| {
+            !is_test_path(source.path())
+                && program
+                    .imports(*id)
+                    .iter()
+                    .any(|i| i.level == 0 && i.module.split('.').next() == Some(NAME))
+        });
+        let listed_by = manifest
+            .as_deref()
+            .map(|m| format!("; {m} lists flask"))
+            .unwrap_or_default();
+        let (evidence, found) = match (importer, &manifest) {
+            (Some((_, source)), _) => (
+                Evidence::Import,
+                format!("{} imports flask{listed_by}", source.path()),
+            ),
+            (None, Some(manifest)) => (Evidence::Manifest, format!("{manifest} lists flask")),
+            (None, None) => return None,
+        };
+        Some(Detection {
+            confidence: confidence(evidence, manifest.is_some()),
+            reason: format!("{found}, but no file creates `Flask(__name__)`"),
         })
     }
 
-    fn routes(&self, _project: &Project) -> Result<Vec<Endpoint>, PluginError> {
-        Ok(Vec::new())
+    fn launch_plan(&self, project: &Project, port: u16) -> Result<LaunchPlan, PluginError> {
+        let program = Program::load(project)?;
+        let model = Model::build(&program)?;
+        let flask_app = FlaskApp::find(project);
+        let Some(launch) = entry::choose(&model, flask_app.as_ref()) else {
+            let named = flask_app
+                .as_ref()
+                .and_then(FlaskApp::target)
+                .ok_or_else(|| PluginError::NoEntrypoint {
+                    looked_for: LOOKS_FOR.to_string(),
+                })?;
+            return Ok(plan(
+                project,
+                &named.working_dir,
+                &named.app,
+                named.factory,
+                &named.working_dir,
+                port,
+            ));
+        };
+        let entry_dir = parent_dir(program.source(launch.entry.file).path());
+        let app = format!("{}:{}", launch.module, launch.entry.attr);
+        Ok(plan(
+            project,
+            &launch.working_dir,
+            &app,
+            launch.entry.factory,
+            entry_dir,
+            port,
+        ))
+    }
+
+    fn routes(&self, project: &Project) -> Result<Vec<Endpoint>, PluginError> {
+        let program = Program::load(project)?;
+        let model = Model::build(&program)?;
+        routes::extract(&model)
+    }
+}
+
+/// The launch plan for `app` (`module:attr`) imported from `working_dir`; requirements are
+/// looked up from `entry_dir` (the entry file's folder) upwards.
+fn plan(
+    project: &Project,
+    working_dir: &str,
+    app: &str,
+    factory: bool,
+    entry_dir: &str,
+    port: u16,
+) -> LaunchPlan {
+    let mut args: Vec<String> = [
+        "--framework",
+        NAME,
+        "--app",
+        app,
+        "--port",
+        &port.to_string(),
+    ]
+    .map(String::from)
+    .into();
+    if factory {
+        args.push("--factory".to_string());
+    }
+    LaunchPlan {
+        runtime: Runtime::Python,
+        args,
+        env: BTreeMap::new(),
+        working_dir: PathBuf::from(working_dir),
+        requirements: requirements(project, entry_dir),
+        readiness: Readiness::default(),
     }
 }

@@ -14,9 +14,13 @@
 //! - [`calls`]: reading call arguments by position or keyword, dotted callee names.
 //! - [`docstrings`]: finding docstrings and cleaning them like `inspect.cleandoc`.
 //! - [`program`]: the whole project, with cross-module name resolution and string evaluation.
+//! - [`import_root`]: the working dir and dotted module an entry file is launched as.
+//! - [`dependency_manifests`]: requirements files and pyproject dependencies.
 
 pub mod calls;
+pub mod dependency_manifests;
 pub mod docstrings;
+pub mod import_root;
 pub mod imports;
 pub mod literals;
 pub mod modules;
