@@ -5,17 +5,16 @@
 //! app hard-coding `app.listen(3000)` coming up on its assigned port all the same.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use previewd::log_store::LogStream;
+use previewd_e2e::fixture_runs::{self, plugin_fixture};
 use previewd_e2e::{port_in_use, Client, TestServer};
 use serde_json::{json, Value};
 
 /// A fixture of the Express plugin.
 fn express_fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/express/tests/fixtures")
-        .join(name)
+    plugin_fixture("express", name)
 }
 
 /// The (method, path) pairs of an endpoints answer, checking every entry's `source`.
@@ -36,18 +35,7 @@ fn route_set(body: &Value, source: &str) -> BTreeSet<(String, String)> {
 
 /// Sends `request` through the envelope of a running preview; returns the app's answer.
 async fn envelope(client: &Client, generation: &str, session: &str, request: Value) -> Value {
-    let response = client
-        .http
-        .post(format!(
-            "{}/api/v1/generations/{generation}/preview/request",
-            client.base
-        ))
-        .bearer_auth(&client.token)
-        .header("X-Preview-Session", session)
-        .json(&request)
-        .send()
-        .await
-        .expect("envelope request");
+    let response = fixture_runs::envelope(client, generation, session, &request).await;
     assert_eq!(response.status(), 200, "envelope");
     response.json().await.expect("envelope answer")
 }

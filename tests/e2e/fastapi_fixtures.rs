@@ -2,8 +2,7 @@
 //! each one runs, and the routes read from its source are exactly the routes the running app
 //! has.
 
-use std::path::{Path, PathBuf};
-
+use previewd_e2e::fixture_runs::plugin_fixtures;
 use previewd_e2e::parity::measure;
 use previewd_e2e::TestServer;
 
@@ -17,7 +16,7 @@ async fn static_routes_match_the_running_apps() {
     let server = TestServer::start().await;
     let client = server.client("fixtures");
     let mut failures = Vec::new();
-    for dir in fixtures() {
+    for dir in plugin_fixtures("fastapi", NOT_RUNNABLE) {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let parity = measure(&client, &dir).await;
         if let Some(error) = &parity.error {
@@ -32,18 +31,4 @@ async fn static_routes_match_the_running_apps() {
     }
     server.stop().await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-/// The fixture folders, sorted, without [`NOT_RUNNABLE`].
-fn fixtures() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/fastapi/tests/fixtures");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .expect("fixtures dir")
-        .map(|entry| entry.expect("entry").path())
-        .filter(|path| path.is_dir())
-        .filter(|path| !NOT_RUNNABLE.iter().any(|n| path.ends_with(n)))
-        .collect();
-    dirs.sort();
-    assert!(!dirs.is_empty(), "no fixtures under {}", root.display());
-    dirs
 }

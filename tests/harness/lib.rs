@@ -2,6 +2,7 @@
 //! its own with a fresh data dir, clients for its API, fixture projects as uploads, and an SSE
 //! reader. Everything it starts is real: the server, the apps, the HTTP in between.
 
+pub mod fixture_runs;
 pub mod parity;
 pub mod sse;
 
@@ -42,8 +43,8 @@ pub fn test_config(data_dir: &Path) -> Config {
     let mut config = Config::with_data_dir(data_dir);
     config.cache_dir = Some(shared_cache_dir());
     let block = NEXT_PORT_BLOCK.fetch_add(1, Ordering::SeqCst);
-    // Spread runs of different processes apart as well, by pid.
-    let base = 20_000 + (std::process::id() % 200) as u16 * 100 + (block % 10) * PORTS_PER_SERVER;
+    // 400 servers per process before a block comes round again; processes apart by pid.
+    let base = 20_000 + (std::process::id() % 8) as u16 * 4_000 + (block % 400) * PORTS_PER_SERVER;
     config.port_range = base..=base + PORTS_PER_SERVER - 1;
     config.stop_grace = Duration::from_secs(2);
     config.jwt_secret = Some("test-secret".into());

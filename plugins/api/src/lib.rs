@@ -12,11 +12,14 @@
 //! - [`plan`]: the launch plan (runtime, launcher arguments, env, working dir, readiness probe).
 //! - [`routes`]: the endpoint records a route extractor produces.
 //! - [`query`]: loading tree-sitter queries kept as `.scm` files.
+//! - `testing` (feature `testing`): what the plugins' fixture snapshot tests share.
 
 pub mod plan;
 pub mod project;
 pub mod query;
 pub mod routes;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use plan::{LaunchPlan, Readiness, Runtime};
 pub use project::Project;

@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use previewd_plugin_api::PluginError;
 use previewd_plugin_python::calls::{argument, dotted_path, keyword_argument};
 use previewd_plugin_python::imports::qualified_name;
-use previewd_plugin_python::modules::is_test_path;
 use previewd_plugin_python::query::matches;
 use previewd_plugin_python::source::strip_parentheses;
 use previewd_plugin_python::{FileId, Program, Symbol};
@@ -244,13 +243,4 @@ fn drf_regex(regex: &str) -> String {
         Some(rest) => format!("^{rest}"),
         None => regex.to_string(),
     }
-}
-
-/// The files routers are read from: every file but tests.
-pub(crate) fn source_files(program: &Program) -> Vec<FileId> {
-    program
-        .files()
-        .filter(|(_, source)| !is_test_path(source.path()))
-        .map(|(id, _)| id)
-        .collect()
 }

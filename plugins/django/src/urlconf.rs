@@ -26,7 +26,7 @@ use tree_sitter::{Node, Query};
 
 use crate::paths::{regex_path, route_path};
 use crate::queries::URLPATTERNS;
-use crate::routers::{source_files, Routers};
+use crate::routers::Routers;
 use crate::site::Site;
 use crate::views::View;
 
@@ -66,7 +66,7 @@ pub(crate) fn extract(program: &Program, site: &Site) -> Result<Vec<Endpoint>, P
     else {
         return Ok(Vec::new());
     };
-    let routers = Routers::build(program, &source_files(program))?;
+    let routers = Routers::build(program, &program.files_but_tests())?;
     let mut walk = Walk {
         query: URLPATTERNS.get()?,
         program,

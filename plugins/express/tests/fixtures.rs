@@ -2,39 +2,15 @@
 //! in the layouts real repositories use (each with a package-lock.json, so the e2e tests run
 //! `npm ci`). Each gets two snapshots: its detection with its launch plan, and its routes.
 
-use std::path::Path;
-
-use previewd_plugin_api::{Detection, LaunchPlan, Project, RuntimePlugin};
+use previewd_plugin_api::testing::{fixture, Launch};
+use previewd_plugin_api::RuntimePlugin;
 use previewd_plugin_express::ExpressPlugin;
-
-/// The port every launch plan is asked for.
-const PORT: u16 = 3001;
-
-/// Opens `tests/fixtures/<name>`.
-fn fixture(name: &str) -> Project {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    Project::open(root).unwrap()
-}
-
-/// What the launch snapshot holds; a struct so the `f32` confidence prints as written.
-#[derive(serde::Serialize)]
-struct Launch {
-    detection: Option<Detection>,
-    launch_plan: Result<LaunchPlan, String>,
-}
 
 /// Snapshots detection + launch plan as `<name>_launch` and routes as `<name>_routes`.
 fn check(name: &str) {
-    let project = fixture(name);
+    let project = fixture(env!("CARGO_MANIFEST_DIR"), name);
     let plugin = ExpressPlugin;
-    let launch = Launch {
-        detection: plugin.detect(&project),
-        launch_plan: plugin
-            .launch_plan(&project, PORT)
-            .map_err(|e| e.to_string()),
-    };
+    let launch = Launch::of(&plugin, &project);
     insta::assert_json_snapshot!(format!("{name}_launch"), launch);
     insta::assert_json_snapshot!(format!("{name}_routes"), plugin.routes(&project).unwrap());
 }

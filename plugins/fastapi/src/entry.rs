@@ -1,8 +1,9 @@
 //! Choosing the app to launch and how to import it: which entry wins when a project has
 //! several, the working directory its absolute imports resolve from, and its dotted module.
+//! The import rules themselves are `previewd_plugin_python::import_root`, shared with the
+//! other Python plugins.
 
-use previewd_plugin_python::modules::{join, module_name, module_stem, parent_dir};
-use previewd_plugin_python::{FileId, Program};
+use previewd_plugin_python::import_root::launch_module;
 
 use crate::model::{Entry, Model};
 
@@ -49,8 +50,7 @@ pub(crate) fn choose<'m>(model: &'m Model<'_>) -> Option<Launch<'m>> {
         )
     });
     entries.into_iter().find_map(|entry| {
-        let working_dir = import_root(program, entry.file);
-        let module = module_name(program.source(entry.file).path(), &working_dir)?;
+        let (working_dir, module) = launch_module(program, entry.file)?;
         Some(Launch {
             entry,
             working_dir,
@@ -59,74 +59,10 @@ pub(crate) fn choose<'m>(model: &'m Model<'_>) -> Option<Launch<'m>> {
     })
 }
 
-/// The folder from which the entry file's own absolute imports resolve, as with
-/// `cd <dir> && uvicorn <module>:app`:
-/// 1. above every enclosing regular package (folders with `__init__.py`);
-/// 2. higher still when the file imports project code by a longer path, as in
-///    `from app.routers import users` from `app/main.py` with no `__init__.py` (namespace
-///    packages);
-/// 3. high enough for its relative imports (`from ..core import x` needs two package levels);
-/// 4. but never above a folder whose name is not an identifier (`my-project/`).
-fn import_root(program: &Program, file: FileId) -> String {
-    let path = program.source(file).path();
-    let dir = parent_dir(path);
-    let mut root = dir;
-    while !root.is_empty() && is_regular_package(program, root) {
-        root = parent_dir(root);
-    }
-    let above: Vec<&str> =
-        std::iter::successors(Some(root), |d| (!d.is_empty()).then(|| parent_dir(d))).collect();
-    let imports = program.imports(file);
-    let needed_by_imports = imports
-        .iter()
-        .filter(|i| i.level == 0)
-        .filter_map(|i| {
-            let top = i.module.split('.').next().unwrap_or("");
-            above.iter().position(|d| program.has_module(&join(d, top)))
-        })
-        .max()
-        .unwrap_or(0);
-    let mut root = above.get(needed_by_imports).copied().unwrap_or(root);
-    let relative_levels = imports.iter().map(|i| i.level).max().unwrap_or(0);
-    while !root.is_empty() && package_depth(root, dir) < relative_levels {
-        root = parent_dir(root);
-    }
-    // Walk back down towards the file until the module path is valid.
-    let mut candidate = root.to_string();
-    while module_name(path, &candidate).is_none() && candidate != dir {
-        let rest = dir
-            .strip_prefix(candidate.as_str())
-            .unwrap_or(dir)
-            .trim_start_matches('/');
-        let next = rest.split('/').next().unwrap_or("");
-        candidate = join(&candidate, next);
-    }
-    candidate
-}
-
-/// Whether `dir` has an `__init__.py` of its own.
-fn is_regular_package(program: &Program, dir: &str) -> bool {
-    program
-        .module_file(dir)
-        .and_then(|f| module_stem(program.source(f).path()))
-        .is_some_and(|(_, package)| package)
-}
-
-/// How many folders `dir` is below `root` (the packages a module in `dir` is nested in).
-fn package_depth(root: &str, dir: &str) -> usize {
-    let rest = if root.is_empty() {
-        dir
-    } else {
-        dir.strip_prefix(root)
-            .map_or("", |r| r.trim_start_matches('/'))
-    };
-    rest.split('/').filter(|p| !p.is_empty()).count()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use previewd_plugin_python::SourceFile;
+    use previewd_plugin_python::{Program, SourceFile};
 
     /// The working dir and module for the app in `entry`, given the project's files.
     fn launch(files: &[(&str, &str)]) -> (String, String, String) {

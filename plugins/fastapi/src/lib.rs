@@ -9,7 +9,7 @@
 //! - this file: the plugin, detection and the launch plan.
 //! - `model`: apps, routers, app factories and includes, read from the code.
 //! - `entry`: which app to launch and from which folder, as which module.
-//! - `manifests`: requirements files and pyproject dependencies, the FastAPI they pin.
+//! - `manifests`: the manifest that lists fastapi and the FastAPI version it pins.
 //! - `routes`: route extraction.
 //! - `queries`: the tree-sitter queries (`queries/*.scm`).
 
@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use previewd_plugin_api::{
     Detection, Endpoint, LaunchPlan, PluginError, Project, Readiness, Runtime, RuntimePlugin,
 };
+use previewd_plugin_python::dependency_manifests::requirements;
 use previewd_plugin_python::modules::{is_test_path, parent_dir};
 use previewd_plugin_python::Program;
 
@@ -145,7 +146,7 @@ impl RuntimePlugin for FastApiPlugin {
             args,
             env: BTreeMap::new(),
             working_dir: PathBuf::from(&launch.working_dir),
-            requirements: manifests::requirements(project, entry_dir),
+            requirements: requirements(project, entry_dir),
             readiness: Readiness::default(),
         })
     }

@@ -6,21 +6,18 @@
 //! by where their name is bound: a file, a scope (module level or a function) and a name, so
 //! `app` inside `create_app()` and a module-level `app` elsewhere stay apart.
 
-use std::collections::HashMap;
-
 use previewd_plugin_api::PluginError;
+use previewd_plugin_python::assignments::{find_assignments, Assignment};
+use previewd_plugin_python::bindings::Bindings;
 use previewd_plugin_python::calls::{argument, dotted_path, keyword_argument};
 use previewd_plugin_python::imports::{qualified_name, ImportKind};
 use previewd_plugin_python::literals::sequence_elements;
-use previewd_plugin_python::modules::is_test_path;
 use previewd_plugin_python::query::matches;
-use previewd_plugin_python::source::{
-    enclosing_function, is_top_level, line_of, strip_parentheses,
-};
-use previewd_plugin_python::{FileId, Program, Symbol};
+use previewd_plugin_python::source::{enclosing_function, is_top_level, line_of};
+use previewd_plugin_python::{FileId, Program};
 use tree_sitter::Node;
 
-use crate::queries::{ASSIGNMENTS, METHOD_CALLS, RETURNS};
+use crate::queries::{METHOD_CALLS, RETURNS};
 
 /// The names the FastAPI application class is importable under.
 const APP_CLASSES: &[&str] = &["fastapi.FastAPI", "fastapi.applications.FastAPI"];
@@ -107,19 +104,6 @@ pub(crate) struct Entry {
     pub how: String,
 }
 
-/// Where a name is bound: file, scope (the node id of the enclosing function, `None` at module
-/// level) and name.
-type Binding = (FileId, Option<usize>, String);
-
-/// A `name = callee(args)` statement found by the assignments query.
-struct Assignment<'p> {
-    file: FileId,
-    statement: Node<'p>,
-    target: Node<'p>,
-    callee: Node<'p>,
-    arguments: Node<'p>,
-}
-
 /// The apps, routers, factories and includes of a project.
 pub(crate) struct Model<'p> {
     /// The parsed project.
@@ -133,10 +117,8 @@ pub(crate) struct Model<'p> {
     pub unresolved_includes: bool,
     /// Every launchable app: module-level apps and app factories.
     pub entries: Vec<Entry>,
-    /// Which object each bound name holds.
-    bindings: HashMap<Binding, usize>,
-    /// The app each factory function returns, by file and function name.
-    factories: HashMap<(FileId, String), usize>,
+    /// Which object each bound name holds and which app each factory function returns.
+    bound: Bindings,
 }
 
 impl<'p> Model<'p> {
@@ -148,10 +130,9 @@ impl<'p> Model<'p> {
             includes: Vec::new(),
             unresolved_includes: false,
             entries: Vec::new(),
-            bindings: HashMap::new(),
-            factories: HashMap::new(),
+            bound: Bindings::default(),
         };
-        let files = source_files(program);
+        let files = program.files_but_tests();
         let assignments = find_assignments(program, &files)?;
         for assignment in &assignments {
             model.add_constructed(assignment);
@@ -171,27 +152,7 @@ impl<'p> Model<'p> {
     /// The app or router an expression in `file` denotes: a local or module-level name, an
     /// imported one (`users.router`), or a call of an app factory.
     pub fn object_of(&self, file: FileId, expr: Node<'_>) -> Option<usize> {
-        let expr = strip_parentheses(expr);
-        match expr.kind() {
-            "identifier" => {
-                let name = self.program.source(file).text_of(expr);
-                let mut scope = enclosing_function(expr);
-                while let Some(function) = scope {
-                    let key = (file, Some(function.id()), name.to_string());
-                    if let Some(&object) = self.bindings.get(&key) {
-                        return Some(object);
-                    }
-                    scope = enclosing_function(function);
-                }
-                self.bindings
-                    .get(&(file, None, name.to_string()))
-                    .copied()
-                    .or_else(|| self.object_at(self.program.resolve(file, expr)?))
-            }
-            "attribute" => self.object_at(self.program.resolve(file, expr)?),
-            "call" => self.factory_called(file, expr.child_by_field_name("function")?),
-            _ => None,
-        }
+        self.bound.object_of(self.program, file, expr)
     }
 
     /// The string a `str` expression in `file` evaluates to, when static.
@@ -207,21 +168,6 @@ impl<'p> Model<'p> {
             .into_iter()
             .filter_map(|e| self.string(file, e))
             .collect()
-    }
-
-    fn object_at(&self, symbol: Symbol) -> Option<usize> {
-        match symbol {
-            Symbol::Name { file, name } => self.bindings.get(&(file, None, name)).copied(),
-            Symbol::Module(_) => None,
-        }
-    }
-
-    /// The app a call of an app factory returns.
-    fn factory_called(&self, file: FileId, callee: Node<'_>) -> Option<usize> {
-        match self.program.resolve(file, callee)? {
-            Symbol::Name { file, name } => self.factories.get(&(file, name)).copied(),
-            Symbol::Module(_) => None,
-        }
     }
 
     /// Which of `FastAPI`/`APIRouter` a callee in `file` names, through the file's imports.
@@ -277,7 +223,9 @@ impl<'p> Model<'p> {
                 how,
             });
         }
-        self.bindings.insert((assignment.file, scope, name), object);
+        self.bound
+            .names
+            .insert((assignment.file, scope, name), object);
     }
 
     /// `app = FastAPI(...)`, `router = APIRouter(...)`.
@@ -311,7 +259,7 @@ impl<'p> Model<'p> {
                 continue;
             };
             let name = source.text_of(name).to_string();
-            if self.factories.contains_key(&(file, name.clone())) {
+            if self.bound.factories.contains_key(&(file, name.clone())) {
                 continue;
             }
             let object = if let Some(returned) = m.get("returned") {
@@ -320,7 +268,8 @@ impl<'p> Model<'p> {
                     Some(function.id()),
                     source.text_of(returned).to_string(),
                 );
-                self.bindings
+                self.bound
+                    .names
                     .get(&key)
                     .copied()
                     .filter(|&o| self.objects[o].kind == Kind::App)
@@ -339,7 +288,7 @@ impl<'p> Model<'p> {
             let Some(object) = object else {
                 continue;
             };
-            self.factories.insert((file, name.clone()), object);
+            self.bound.factories.insert((file, name.clone()), object);
             self.entries.push(Entry {
                 file,
                 how: format!("defines the app factory `{name}()`, which returns `FastAPI()`"),
@@ -354,7 +303,10 @@ impl<'p> Model<'p> {
 
     /// `app = create_app()`: the name is the factory's app.
     fn add_factory_result(&mut self, assignment: &Assignment<'_>) {
-        let Some(object) = self.factory_called(assignment.file, assignment.callee) else {
+        let Some(object) =
+            self.bound
+                .factory_called(self.program, assignment.file, assignment.callee)
+        else {
             return;
         };
         let source = self.program.source(assignment.file);
@@ -417,44 +369,6 @@ impl<'p> Model<'p> {
         }
         Ok(())
     }
-}
-
-/// The files the model reads: every file but tests, which build throwaway apps.
-pub(crate) fn source_files(program: &Program) -> Vec<FileId> {
-    program
-        .files()
-        .filter(|(_, source)| !is_test_path(source.path()))
-        .map(|(id, _)| id)
-        .collect()
-}
-
-/// Every `name = callee(...)` in `files`.
-fn find_assignments<'p>(
-    program: &'p Program,
-    files: &[FileId],
-) -> Result<Vec<Assignment<'p>>, PluginError> {
-    let query = ASSIGNMENTS.get()?;
-    let mut found = Vec::new();
-    for &file in files {
-        let source = program.source(file);
-        for m in matches(query, source.root(), source.text()) {
-            if let (Some(statement), Some(target), Some(callee), Some(arguments)) = (
-                m.get("assignment"),
-                m.get("target"),
-                m.get("callee"),
-                m.get("arguments"),
-            ) {
-                found.push(Assignment {
-                    file,
-                    statement,
-                    target,
-                    callee,
-                    arguments,
-                });
-            }
-        }
-    }
-    Ok(found)
 }
 
 /// Whether every parameter of a `def` has a default (or is `*args`/`**kwargs`).

@@ -3,12 +3,6 @@
 
 use previewd_plugin_python::query::SharedQuery;
 
-/// `name = callee(...)`: app and router creation, app factory results.
-pub(crate) static ASSIGNMENTS: SharedQuery = SharedQuery::new(
-    "assignments.scm",
-    include_str!("../queries/assignments.scm"),
-);
-
 /// `@receiver.get("/path")` and friends on a function.
 pub(crate) static ROUTE_DECORATORS: SharedQuery = SharedQuery::new(
     "route_decorators.scm",
@@ -32,7 +26,7 @@ mod tests {
     /// Every query the plugin ships compiles against the Python grammar.
     #[test]
     fn every_query_compiles() {
-        for query in [&ASSIGNMENTS, &ROUTE_DECORATORS, &METHOD_CALLS, &RETURNS] {
+        for query in [&ROUTE_DECORATORS, &METHOD_CALLS, &RETURNS] {
             query.get().unwrap();
         }
     }

@@ -26,11 +26,11 @@ use previewd_plugin_python::calls::{argument, keyword_argument};
 use previewd_plugin_python::docstrings::{clean_docstring, docstring};
 use previewd_plugin_python::literals::sequence_elements;
 use previewd_plugin_python::query::matches;
-use previewd_plugin_python::source::{enclosing_function, line_of};
-use previewd_plugin_python::{FileId, Symbol};
+use previewd_plugin_python::source::{decorates_cleanly, line_of};
+use previewd_plugin_python::FileId;
 use tree_sitter::Node;
 
-use crate::model::{source_files, Include, Kind, Model, Site};
+use crate::model::{Include, Kind, Model, Site};
 use crate::queries::{METHOD_CALLS, ROUTE_DECORATORS};
 
 /// The method `api_route` and `add_api_route` use when given no `methods=`.
@@ -224,7 +224,7 @@ fn merged(outer: &[String], inner: &[String]) -> Vec<String> {
 fn registrations(model: &Model<'_>) -> Result<Vec<Registration>, PluginError> {
     let program = model.program;
     let mut found = Vec::new();
-    for file in source_files(program) {
+    for file in program.files_but_tests() {
         let source = program.source(file);
         let text = source.text();
         for m in matches(ROUTE_DECORATORS.get()?, source.root(), text) {
@@ -267,7 +267,7 @@ fn registrations(model: &Model<'_>) -> Result<Vec<Registration>, PluginError> {
                 continue;
             }
             let handler = argument(arguments, 1, "endpoint", text)
-                .and_then(|endpoint| function_named_by(model, file, endpoint));
+                .and_then(|endpoint| program.function_named_by(file, endpoint));
             let call = Call {
                 file,
                 receiver,
@@ -279,23 +279,6 @@ fn registrations(model: &Model<'_>) -> Result<Vec<Registration>, PluginError> {
         }
     }
     Ok(found)
-}
-
-/// Whether `decorator` is well formed and really applies to `handler`: when code between them
-/// is broken, tree-sitter's recovery can attach a decorator to the next function that parses,
-/// which is not the one it was written for.
-fn decorates_cleanly(decorator: Node<'_>, handler: Node<'_>) -> bool {
-    let mut next = decorator.next_sibling();
-    while let Some(node) = next {
-        if node.id() == handler.id() {
-            return !decorator.has_error();
-        }
-        if node.is_error() || node.is_missing() {
-            return false;
-        }
-        next = node.next_sibling();
-    }
-    false
 }
 
 /// A registering call: `@receiver.verb(arguments)` or `receiver.add_api_route(arguments)`.
@@ -381,56 +364,6 @@ fn methods_argument(model: &Model<'_>, file: FileId, arguments: Node<'_>) -> Opt
         }
     }
     Some(found)
-}
-
-/// The `def` an endpoint expression names: a function in an enclosing function's body (app
-/// factories define handlers locally), else a module-level or imported one.
-fn function_named_by<'p>(
-    model: &Model<'p>,
-    file: FileId,
-    expr: Node<'p>,
-) -> Option<(FileId, Node<'p>)> {
-    let program = model.program;
-    if expr.kind() == "identifier" {
-        let name = program.source(file).text_of(expr);
-        let mut scope = enclosing_function(expr);
-        while let Some(function) = scope {
-            if let Some(local) = local_function(model, file, function, name) {
-                return Some((file, local));
-            }
-            scope = enclosing_function(function);
-        }
-    }
-    let Symbol::Name { file, name } = program.resolve(file, expr)? else {
-        return None;
-    };
-    let definition = program.definition(file, &name)?;
-    (definition.kind() == "function_definition").then_some((file, definition))
-}
-
-/// The `def name` directly in `function`'s body.
-fn local_function<'p>(
-    model: &Model<'p>,
-    file: FileId,
-    function: Node<'p>,
-    name: &str,
-) -> Option<Node<'p>> {
-    let source = model.program.source(file);
-    let body = function.child_by_field_name("body")?;
-    let mut cursor = body.walk();
-    let statements: Vec<_> = body.named_children(&mut cursor).collect();
-    statements
-        .into_iter()
-        .filter_map(|s| match s.kind() {
-            "function_definition" => Some(s),
-            "decorated_definition" => s.child_by_field_name("definition"),
-            _ => None,
-        })
-        .filter(|d| d.kind() == "function_definition")
-        .find(|d| {
-            d.child_by_field_name("name")
-                .is_some_and(|n| source.text_of(n) == name)
-        })
 }
 
 /// Python's `str.title()`: each run of letters starts upper-case and continues lower-case

@@ -3,12 +3,6 @@
 
 use previewd_plugin_python::query::SharedQuery;
 
-/// `name = callee(...)`: app and blueprint creation, app factory results.
-pub(crate) static ASSIGNMENTS: SharedQuery = SharedQuery::new(
-    "assignments.scm",
-    include_str!("../queries/assignments.scm"),
-);
-
 /// `@receiver.route("/path")` and the verb shortcuts on a function.
 pub(crate) static ROUTE_DECORATORS: SharedQuery = SharedQuery::new(
     "route_decorators.scm",
@@ -36,13 +30,7 @@ mod tests {
     /// Every query the plugin ships compiles against the Python grammar.
     #[test]
     fn every_query_compiles() {
-        for query in [
-            &ASSIGNMENTS,
-            &ROUTE_DECORATORS,
-            &METHOD_CALLS,
-            &RETURNS,
-            &CALLS,
-        ] {
+        for query in [&ROUTE_DECORATORS, &METHOD_CALLS, &RETURNS, &CALLS] {
             query.get().unwrap();
         }
     }

@@ -16,11 +16,11 @@ use previewd_plugin_api::{Endpoint, PluginError};
 use previewd_plugin_python::calls::{argument, keyword_argument};
 use previewd_plugin_python::docstrings::{clean_docstring, docstring};
 use previewd_plugin_python::query::matches;
-use previewd_plugin_python::source::{line_of, strip_parentheses};
+use previewd_plugin_python::source::{decorates_cleanly, line_of, strip_parentheses};
 use previewd_plugin_python::{FileId, Program};
 use tree_sitter::Node;
 
-use crate::model::{source_files, Kind, Model, Setting};
+use crate::model::{Kind, Model, Setting};
 use crate::queries::{METHOD_CALLS, ROUTE_DECORATORS};
 use crate::rules;
 use crate::view_functions::{function_named_by, is_as_view, view_class};
@@ -204,7 +204,7 @@ impl Walk<'_, '_> {
 fn find_rules(model: &Model<'_>) -> Result<Vec<Rule>, PluginError> {
     let program = model.program;
     let mut found = Vec::new();
-    for file in source_files(program) {
+    for file in program.files_but_tests() {
         let source = program.source(file);
         let text = source.text();
         for m in matches(ROUTE_DECORATORS.get()?, source.root(), text) {
@@ -384,23 +384,6 @@ fn summary_and_description(doc: &str) -> (Option<String>, Option<String>) {
 /// Python's `str.isspace()` for one character.
 fn is_python_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
-/// Whether `decorator` is well formed and really applies to `handler`: when code between them
-/// is broken, tree-sitter's recovery can attach a decorator to the next function that parses,
-/// which is not the one it was written for.
-fn decorates_cleanly(decorator: Node<'_>, handler: Node<'_>) -> bool {
-    let mut next = decorator.next_sibling();
-    while let Some(node) = next {
-        if node.id() == handler.id() {
-            return !decorator.has_error();
-        }
-        if node.is_error() || node.is_missing() {
-            return false;
-        }
-        next = node.next_sibling();
-    }
-    false
 }
 
 #[cfg(test)]

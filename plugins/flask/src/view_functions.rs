@@ -87,29 +87,14 @@ fn function_at<'p>(
     depth: usize,
 ) -> Option<(FileId, Node<'p>)> {
     match expr.kind() {
-        "identifier" => {
-            let name = program.source(file).text_of(expr);
-            let mut scope = enclosing_function(expr);
-            while let Some(function) = scope {
-                if let Some(local) = local_function(program, file, function, name) {
-                    return Some((file, local));
-                }
-                scope = enclosing_function(function);
-            }
-        }
         // `login_required(view)`: a decorator applied by hand wraps the function it is given.
         "call" if depth < MAX_WRAPPERS => {
             let arguments = expr.child_by_field_name("arguments")?;
             let first = *positional_arguments(arguments).first()?;
-            return function_at(program, file, strip_parentheses(first), depth + 1);
+            function_at(program, file, strip_parentheses(first), depth + 1)
         }
-        _ => {}
+        _ => program.function_named_by(file, expr),
     }
-    let Symbol::Name { file, name } = program.resolve(file, expr)? else {
-        return None;
-    };
-    let definition = program.definition(file, &name)?;
-    (definition.kind() == "function_definition").then_some((file, definition))
 }
 
 /// Whether `expr` is a `Something.as_view(...)` call.
@@ -120,29 +105,4 @@ pub(crate) fn is_as_view(program: &Program, file: FileId, expr: Node<'_>) -> boo
             .filter(|f| f.kind() == "attribute")
             .and_then(|f| f.child_by_field_name("attribute"))
             .is_some_and(|a| program.source(file).text_of(a) == AS_VIEW)
-}
-
-/// The `def name` directly in `function`'s body.
-fn local_function<'p>(
-    program: &'p Program,
-    file: FileId,
-    function: Node<'p>,
-    name: &str,
-) -> Option<Node<'p>> {
-    let source = program.source(file);
-    let body = function.child_by_field_name("body")?;
-    let mut cursor = body.walk();
-    let statements: Vec<_> = body.named_children(&mut cursor).collect();
-    statements
-        .into_iter()
-        .filter_map(|s| match s.kind() {
-            "function_definition" => Some(s),
-            "decorated_definition" => s.child_by_field_name("definition"),
-            _ => None,
-        })
-        .filter(|d| d.kind() == "function_definition")
-        .find(|d| {
-            d.child_by_field_name("name")
-                .is_some_and(|n| source.text_of(n) == name)
-        })
 }

@@ -2,8 +2,7 @@
 //! for a framework plugin) and which one the host installs before launch (`requirements.txt`
 //! next to the app or above it, else a `pyproject.toml` that declares dependencies).
 //!
-//! Framework-neutral; the same rules as the FastAPI plugin's own `manifests` module, which can
-//! switch to this one.
+//! Framework-neutral: the FastAPI, Flask and Django plugins all use it.
 
 use std::path::{Path, PathBuf};
 
@@ -121,6 +120,38 @@ mod tests {
         ));
     }
 
+    // The FastAPI plugin's cases, from when it had its own copy of these rules.
+    #[test]
+    fn finds_fastapi() {
+        assert!(lists_package(
+            "uvicorn\nfastapi[standard]>=0.115\n",
+            "fastapi"
+        ));
+        assert!(lists_package(
+            "dependencies = [\"FastAPI>=0.100\"]",
+            "fastapi"
+        ));
+        assert!(lists_package("fastapi = \"^0.110\"", "fastapi"));
+        assert!(!lists_package("fastapi-users==12\n# fastapi\n", "fastapi"));
+        assert!(!lists_package("[tool.fastapi]\n", "fastapi"));
+    }
+
+    #[test]
+    fn pyproject_dependencies_of_a_fastapi_app() {
+        assert!(pyproject_declares_dependencies(
+            "[project]\ndependencies = [\n  \"fastapi\",\n]\n"
+        ));
+        assert!(pyproject_declares_dependencies(
+            "[tool.poetry.dependencies]\npython = \"^3.11\"\n"
+        ));
+        assert!(!pyproject_declares_dependencies(
+            "[project]\ndependencies = []\n"
+        ));
+        assert!(!pyproject_declares_dependencies(
+            "[tool.ruff]\nline-length = 100\n"
+        ));
+    }
+
     #[test]
     fn nearest_manifest_wins() {
         let dir = tempfile::tempdir().unwrap();
@@ -145,6 +176,10 @@ mod tests {
         );
         assert_eq!(
             requirements(&project, "svc/app"),
+            [PathBuf::from("requirements.txt")]
+        );
+        assert_eq!(
+            requirements(&project, ""),
             [PathBuf::from("requirements.txt")]
         );
         assert_eq!(

@@ -11,12 +11,16 @@
 //! - [`modules`]: file ↔ module name mapping, relative imports, test files.
 //! - [`imports`]: what each import statement binds.
 //! - [`literals`]: decoding string literals (quotes, prefixes, escapes, concatenation).
+//! - [`assignments`]: `name = callee(...)` statements, where code names what a call creates.
+//! - [`bindings`]: which object (app, router, blueprint) each name and factory holds.
 //! - [`calls`]: reading call arguments by position or keyword, dotted callee names.
 //! - [`docstrings`]: finding docstrings and cleaning them like `inspect.cleandoc`.
 //! - [`program`]: the whole project, with cross-module name resolution and string evaluation.
 //! - [`import_root`]: the working dir and dotted module an entry file is launched as.
 //! - [`dependency_manifests`]: requirements files and pyproject dependencies.
 
+pub mod assignments;
+pub mod bindings;
 pub mod calls;
 pub mod dependency_manifests;
 pub mod docstrings;
@@ -37,5 +41,6 @@ mod tests {
     #[test]
     fn queries_compile() {
         crate::imports::IMPORTS_QUERY.get().unwrap();
+        crate::assignments::ASSIGNMENTS_QUERY.get().unwrap();
     }
 }

@@ -16,9 +16,10 @@ use tree_sitter::Node;
 use crate::imports::{imports, Import, ImportKind};
 use crate::literals::string_value_with;
 use crate::modules::{
-    is_ancestor_or_self, is_identifier, join, module_stem, parent_dir, resolve_relative, slash_path,
+    is_ancestor_or_self, is_identifier, is_test_path, join, module_stem, parent_dir,
+    resolve_relative, slash_path,
 };
-use crate::source::{strip_parentheses, SourceFile};
+use crate::source::{enclosing_function, local_function, strip_parentheses, SourceFile};
 
 /// At most this many `.py` files are read from a project (in path order); more is not a web app
 /// someone generated but a vendored tree.
@@ -108,6 +109,15 @@ impl Program {
             .map(|(i, f)| (FileId(i), &f.source))
     }
 
+    /// Every file but tests (which build throwaway apps), in the order of [`Program::files`]:
+    /// the files a framework plugin reads its model from.
+    pub fn files_but_tests(&self) -> Vec<FileId> {
+        self.files()
+            .filter(|(_, source)| !is_test_path(source.path()))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
     /// The file with this id.
     pub fn source(&self, file: FileId) -> &SourceFile {
         &self.files[file.0].source
@@ -149,6 +159,32 @@ impl Program {
         }
         let stem = resolve_relative(self.source(file).path(), import.level, &import.module)?;
         self.has_module(&stem).then_some(stem)
+    }
+
+    /// The `def` a name expression in `file` refers to: a function defined in an enclosing
+    /// function's body (app factories define handlers and views locally), else a module-level
+    /// or imported one.
+    pub fn function_named_by<'p>(
+        &'p self,
+        file: FileId,
+        expr: Node<'p>,
+    ) -> Option<(FileId, Node<'p>)> {
+        if expr.kind() == "identifier" {
+            let source = self.source(file);
+            let name = source.text_of(expr);
+            let mut scope = enclosing_function(expr);
+            while let Some(function) = scope {
+                if let Some(local) = local_function(source, function, name) {
+                    return Some((file, local));
+                }
+                scope = enclosing_function(function);
+            }
+        }
+        let Symbol::Name { file, name } = self.resolve(file, expr)? else {
+            return None;
+        };
+        let definition = self.definition(file, &name)?;
+        (definition.kind() == "function_definition").then_some((file, definition))
     }
 
     /// The statement binding `name` at module level in `file`: a `function_definition`, a

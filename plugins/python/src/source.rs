@@ -105,6 +105,42 @@ pub fn is_top_level(definition: Node<'_>) -> bool {
     parent.is_some_and(|p| p.kind() == "module")
 }
 
+/// The `def name` directly in `function`'s body (decorated or not); `source` is its file.
+pub fn local_function<'t>(source: &SourceFile, function: Node<'t>, name: &str) -> Option<Node<'t>> {
+    let body = function.child_by_field_name("body")?;
+    let mut cursor = body.walk();
+    let statements: Vec<_> = body.named_children(&mut cursor).collect();
+    statements
+        .into_iter()
+        .filter_map(|s| match s.kind() {
+            "function_definition" => Some(s),
+            "decorated_definition" => s.child_by_field_name("definition"),
+            _ => None,
+        })
+        .filter(|d| d.kind() == "function_definition")
+        .find(|d| {
+            d.child_by_field_name("name")
+                .is_some_and(|n| source.text_of(n) == name)
+        })
+}
+
+/// Whether `decorator` is well formed and really applies to `handler`: when code between them
+/// is broken, tree-sitter's recovery can attach a decorator to the next function that parses,
+/// which is not the one it was written for.
+pub fn decorates_cleanly(decorator: Node<'_>, handler: Node<'_>) -> bool {
+    let mut next = decorator.next_sibling();
+    while let Some(node) = next {
+        if node.id() == handler.id() {
+            return !decorator.has_error();
+        }
+        if node.is_error() || node.is_missing() {
+            return false;
+        }
+        next = node.next_sibling();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,35 @@
+//! What every plugin's fixture snapshot tests share (behind the `testing` feature, which the
+//! plugins enable in their dev-dependencies): opening a fixture project and the launch
+//! snapshot's contents. The `insta` assertions stay in each plugin's `tests/fixtures.rs`, so
+//! the snapshots keep their names and folders.
+
+use std::path::Path;
+
+use crate::{Detection, LaunchPlan, Project, RuntimePlugin};
+
+/// The port every launch plan is asked for.
+pub const PORT: u16 = 3001;
+
+/// Opens `<manifest_dir>/tests/fixtures/<name>` (pass `env!("CARGO_MANIFEST_DIR")`).
+pub fn fixture(manifest_dir: &str, name: &str) -> Project {
+    let root = Path::new(manifest_dir).join("tests/fixtures").join(name);
+    Project::open(root).unwrap()
+}
+
+/// What the launch snapshot holds. A struct rather than a `json!` value so the `f32`
+/// confidence prints as written (`0.98`), not widened to `f64`.
+#[derive(serde::Serialize)]
+pub struct Launch {
+    pub detection: Option<Detection>,
+    pub launch_plan: Result<LaunchPlan, String>,
+}
+
+impl Launch {
+    /// `plugin`'s detection of `project` and its launch plan on [`PORT`] (errors as text).
+    pub fn of<P: RuntimePlugin + ?Sized>(plugin: &P, project: &Project) -> Launch {
+        Launch {
+            detection: plugin.detect(project),
+            launch_plan: plugin.launch_plan(project, PORT).map_err(|e| e.to_string()),
+        }
+    }
+}
