@@ -18,6 +18,7 @@
 //! - [`registry`]: the built-in plugins, in one list, and framework detection across them.
 //! - [`route_table`]: the runtime and static route tables merged into one.
 //! - [`runtimes`]: the launcher scripts previewd ships, written out under the data dir.
+//! - [`install_step`]: one installer run (venv, pip/uv, npm) with progress, tail and timeout.
 //! - [`python_env`]: cached virtualenvs keyed by what they install.
 //! - [`node_env`]: cached `node_modules` installs keyed by the lockfile, linked into projects.
 //! - [`supervisor`]: starts, watches and stops preview processes; the port pool, readiness,
@@ -29,6 +30,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod envelope;
+pub mod install_step;
 pub mod log_store;
 pub mod node_env;
 pub mod python_env;

@@ -19,16 +19,17 @@
 //! half-built install in use, and a tokio mutex per key makes concurrent launches wait for a
 //! single build. Every step is reported as a line through the caller's `progress`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use crate::install_step::{self, StepError};
 use tokio::process::Command;
-use tokio::sync::{mpsc, OnceCell};
+use tokio::sync::OnceCell;
 
 /// Bumped when the layout of a cached install changes, so older ones are not reused.
 const KEY_SCHEME: &str = "previewd-node-env-v1";
@@ -38,8 +39,6 @@ const READY_MARKER: &str = ".previewd-ready";
 const LOCKFILES: &[&str] = &["package-lock.json", "npm-shrinkwrap.json"];
 /// The `package.json` sections that decide what gets installed without a lockfile.
 const DEPENDENCY_SECTIONS: &[&str] = &["dependencies", "devDependencies", "optionalDependencies"];
-/// How many of npm's last output lines an error carries.
-const TAIL_LINES: usize = 20;
 /// How long an install may run unless [`NodeEnvs::install_timeout`] says otherwise.
 const DEFAULT_INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -332,69 +331,27 @@ impl NodeEnvs {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("PREVIEWD_") {
-                command.env_remove(name);
-            }
-        }
         command
-            .current_dir(cwd)
             .env("npm_config_update_notifier", "false")
-            .env("npm_config_progress", "false")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|source| NodeEnvError::Spawn {
-            npm: self.npm.clone(),
-            source,
-        })?;
-        let (lines_tx, mut lines) = mpsc::unbounded_channel();
-        if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(forward_lines(stdout, lines_tx.clone()));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(forward_lines(stderr, lines_tx.clone()));
-        }
-        drop(lines_tx);
-        let mut tail = VecDeque::with_capacity(TAIL_LINES);
-        let run = async {
-            while let Some(line) = lines.recv().await {
-                if tail.len() == TAIL_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(line.clone());
-                progress(line);
-            }
-            child.wait().await
-        };
-        let outcome = tokio::time::timeout(self.install_timeout, run).await;
-        let tail = tail
-            .iter()
-            .map(|line| format!("  {line}"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        match outcome {
-            Ok(Ok(status)) if status.success() => Ok(()),
-            Ok(result) => Err(NodeEnvError::Failed {
-                command: shown,
-                status: match result {
-                    Ok(status) => status.to_string(),
-                    Err(error) => format!("could not wait for it: {error}"),
+            .env("npm_config_progress", "false");
+        install_step::run(command, cwd, self.install_timeout, progress)
+            .await
+            .map_err(|error| match error {
+                StepError::Spawn(source) => NodeEnvError::Spawn {
+                    npm: self.npm.clone(),
+                    source,
                 },
-                tail,
-            }),
-            Err(_) => {
-                if let Err(error) = child.start_kill() {
-                    tracing::warn!(%error, "could not kill a timed-out npm");
-                }
-                Err(NodeEnvError::Timeout {
+                StepError::Failed { status, tail } => NodeEnvError::Failed {
+                    command: shown,
+                    status,
+                    tail,
+                },
+                StepError::Timeout { tail } => NodeEnvError::Timeout {
                     command: shown,
                     seconds: self.install_timeout.as_secs(),
                     tail,
-                })
-            }
-        }
+                },
+            })
     }
 
     /// The node executable and its major version, asked once.
@@ -518,25 +475,6 @@ async fn remove_dir(path: &Path) -> Result<(), NodeEnvError> {
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> NodeEnvError {
     let path = path.to_path_buf();
     move |source| NodeEnvError::Io { path, source }
-}
-
-/// Sends each non-blank line of `stream` (lossily decoded) down `lines`.
-async fn forward_lines(stream: impl AsyncRead + Unpin, lines: mpsc::UnboundedSender<String>) {
-    let mut reader = BufReader::new(stream);
-    let mut buffer = Vec::new();
-    loop {
-        buffer.clear();
-        match reader.read_until(b'\n', &mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buffer);
-                let line = line.trim_end_matches(['\n', '\r']);
-                if !line.trim().is_empty() && lines.send(line.to_string()).is_err() {
-                    return;
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,20 +1,14 @@
-//! Running one installer step (creating a venv, installing into it): stdin closed, previewd's
-//! own settings kept from it, every output line forwarded to the caller's progress as it
-//! arrives, the last lines kept for the error, and the step killed when it runs too long.
+//! One installer step of a Python environment (creating a venv, installing into it), run by the
+//! shared [`install_step`](crate::install_step) with pip kept from prompting, and its failure
+//! told as a [`ProvisionError`] naming the step.
 
-use std::collections::VecDeque;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
-use tokio::sync::mpsc;
 
 use super::ProvisionError;
-
-/// How many of an installer's last output lines an error carries.
-const TAIL_LINES: usize = 20;
+use crate::install_step::{self, StepError};
 
 /// Runs `command` in `cwd` as the step described by `step` ("creating the virtualenv"),
 /// forwarding its output lines to `progress`, killing it after `timeout`.
@@ -25,102 +19,30 @@ pub(super) async fn run(
     timeout: Duration,
     progress: &(dyn Fn(String) + Send + Sync),
 ) -> Result<(), ProvisionError> {
-    // Requirements can run code (sdist builds): keep previewd's own settings from it.
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("PREVIEWD_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .current_dir(cwd)
-        .env("PIP_NO_INPUT", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    command.env("PIP_NO_INPUT", "1");
     let program = command
         .as_std()
         .get_program()
         .to_string_lossy()
         .into_owned();
     tracing::debug!(%program, step, "running installer step");
-    let mut child = command.spawn().map_err(|source| ProvisionError::Spawn {
-        program,
-        step: step.to_string(),
-        source,
-    })?;
-    let (lines_tx, mut lines) = mpsc::unbounded_channel();
-    if let Some(stdout) = child.stdout.take() {
-        tokio::spawn(forward_lines(stdout, lines_tx.clone()));
-    }
-    if let Some(stderr) = child.stderr.take() {
-        tokio::spawn(forward_lines(stderr, lines_tx.clone()));
-    }
-    drop(lines_tx);
-    let mut tail = VecDeque::with_capacity(TAIL_LINES);
-    let run = async {
-        while let Some(line) = lines.recv().await {
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(line.clone());
-            progress(line);
-        }
-        child.wait().await
-    };
-    let outcome = tokio::time::timeout(timeout, run).await;
-    let tail_text = || {
-        if tail.is_empty() {
-            "  (no output)".to_string()
-        } else {
-            tail.iter()
-                .map(|line| format!("  {line}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-    };
-    match outcome {
-        Ok(Ok(status)) if status.success() => Ok(()),
-        Ok(Ok(status)) => Err(ProvisionError::Failed {
-            step: step.to_string(),
-            status: status.to_string(),
-            tail: tail_text(),
-        }),
-        Ok(Err(error)) => Err(ProvisionError::Failed {
-            step: step.to_string(),
-            status: format!("could not wait for it: {error}"),
-            tail: tail_text(),
-        }),
-        Err(_) => {
-            // Kill it now rather than when `child` is dropped, so it is gone by the time
-            // the error is reported.
-            if let Err(error) = child.start_kill() {
-                tracing::warn!(%error, "could not kill a timed-out installer");
-            }
-            Err(ProvisionError::Timeout {
+    install_step::run(command, cwd, timeout, progress)
+        .await
+        .map_err(|error| match error {
+            StepError::Spawn(source) => ProvisionError::Spawn {
+                program,
+                step: step.to_string(),
+                source,
+            },
+            StepError::Failed { status, tail } => ProvisionError::Failed {
+                step: step.to_string(),
+                status,
+                tail,
+            },
+            StepError::Timeout { tail } => ProvisionError::Timeout {
                 step: step.to_string(),
                 seconds: timeout.as_secs(),
-                tail: tail_text(),
-            })
-        }
-    }
-}
-
-/// Sends each line of `stream` (lossily decoded, without its line ending) down `lines`.
-async fn forward_lines(stream: impl AsyncRead + Unpin, lines: mpsc::UnboundedSender<String>) {
-    let mut reader = BufReader::new(stream);
-    let mut buffer = Vec::new();
-    loop {
-        buffer.clear();
-        match reader.read_until(b'\n', &mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buffer);
-                let line = line.trim_end_matches(['\n', '\r']);
-                if !line.trim().is_empty() && lines.send(line.to_string()).is_err() {
-                    return;
-                }
-            }
-        }
-    }
+                tail,
+            },
+        })
 }
