@@ -69,6 +69,11 @@ pub struct Config {
     #[arg(long, env = "PREVIEWD_MAX_LOG_LINES", default_value_t = 100_000)]
     pub max_log_lines: u64,
 
+    /// Most bytes of log kept per generation (as stored, JSON-encoded); past it the oldest lines
+    /// are dropped (and the log says so).
+    #[arg(long, env = "PREVIEWD_MAX_LOG_BYTES", default_value_t = 64 << 20)]
+    pub max_log_bytes: u64,
+
     /// Most files one upload may hold.
     #[arg(long, env = "PREVIEWD_MAX_FILES", default_value_t = UploadLimits::default().max_files)]
     pub max_files: usize,

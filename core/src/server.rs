@@ -10,8 +10,8 @@ use futures_util::StreamExt;
 use poem::http::header::CONTENT_TYPE;
 use poem::http::HeaderValue;
 use poem::listener::{Acceptor, TcpAcceptor};
-use poem::middleware::Tracing;
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Route};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Route};
+use tracing::Instrument;
 
 use crate::api;
 use crate::api::error::HttpError;
@@ -43,10 +43,30 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
     api::error::json_errors(
         routes
             .around(move |next, req| body_policy(next, req, max_body))
-            .with(Tracing)
+            .around(request_log)
+            .around(api::security::query_token)
             .data(state)
             .into_endpoint(),
     )
+}
+
+/// Logs each request in a span of its own: method, URI (as rewritten, so without the credentials
+/// [`api::security::query_token`] took out; poem's own `Tracing` logs the original), status and
+/// time taken.
+async fn request_log<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<poem::Response> {
+    let span = tracing::info_span!("request", method = %req.method(), uri = %req.uri());
+    async move {
+        let started = std::time::Instant::now();
+        let result = next.call(req).await.map(IntoResponse::into_response);
+        let status = match &result {
+            Ok(response) => response.status(),
+            Err(err) => err.status(),
+        };
+        tracing::info!(status = status.as_u16(), elapsed = ?started.elapsed(), "answered");
+        result
+    }
+    .instrument(span)
+    .await
 }
 
 /// What every request body goes through: a body over `max_body` bytes is refused (413 from its

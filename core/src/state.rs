@@ -10,7 +10,7 @@ use previewd_plugin_api::Endpoint;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::envelope::Envelope;
-use crate::log_store::LogStore;
+use crate::log_store::{LogLimits, LogStore};
 use crate::node_env::NodeEnvs;
 use crate::python_env::PythonEnvs;
 use crate::registry::Registry;
@@ -93,7 +93,13 @@ impl AppState {
             },
         )?;
         let store = Store::open(&dir("db")?)?;
-        let logs = LogStore::open(store.db(), config.max_log_lines)?;
+        let logs = LogStore::open(
+            store.db(),
+            LogLimits {
+                max_lines: config.max_log_lines,
+                max_bytes: config.max_log_bytes,
+            },
+        )?;
         let envs = PythonEnvs::new(config.cache_dir().join("python-envs"))?;
         let node_envs_dir = config.cache_dir().join("node-envs");
         let node_envs = NodeEnvs::new(node_envs_dir.clone()).map_err(|source| OpenError::Io {

@@ -15,6 +15,9 @@ const GENERATIONS: &str = "generations";
 const PREVIEWS: &str = "previews";
 /// Tree mapping a generation id to the id of its latest preview.
 const LATEST_PREVIEW: &str = "latest_preview";
+/// sled's page cache. Its default (1 GiB) would let a log flood grow previewd's memory by that
+/// much; logs are written once and read mostly while fresh, so a small cache serves them.
+const CACHE_BYTES: u64 = 32 << 20;
 
 /// A storage failure. The database is local, so these are disk or corruption problems.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +118,10 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database in `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(path).open()?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
         Ok(Store {
             generations: db.open_tree(GENERATIONS)?,
             previews: db.open_tree(PREVIEWS)?,

@@ -49,7 +49,7 @@ fn system_lines(server: &TestServer, generation: &str) -> Vec<String> {
         .expect("logs")
         .into_iter()
         .filter(|l| l.stream == LogStream::System)
-        .map(|l| l.line)
+        .map(|l| l.into_line().line)
         .collect()
 }
 
@@ -183,7 +183,7 @@ async fn hard_coded_port_is_forced() {
         .unwrap()
         .into_iter()
         .filter(|l| l.stream == LogStream::Stderr)
-        .map(|l| l.line)
+        .map(|l| l.into_line().line)
         .collect();
     assert!(
         stderr.iter().any(|l| l.contains(&format!(

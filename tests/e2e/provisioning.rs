@@ -24,7 +24,7 @@ async fn concurrent_launches_build_one_virtualenv() {
             .unwrap()
             .into_iter()
             .filter(|l| l.stream == previewd::log_store::LogStream::System)
-            .map(|l| l.line)
+            .map(|l| l.into_line().line)
             .collect()
     };
     let all: Vec<String> = system_lines(&first)

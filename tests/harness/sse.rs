@@ -25,6 +25,8 @@ impl SseEvent {
 pub struct SseReader {
     stream: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
+    /// The bytes of a character split across two chunks, kept until the rest arrives.
+    partial: Vec<u8>,
     /// Comment lines seen (heartbeats).
     pub comments: usize,
 }
@@ -35,6 +37,7 @@ impl SseReader {
         SseReader {
             stream: response.bytes_stream().boxed(),
             buffer: String::new(),
+            partial: Vec::new(),
             comments: 0,
         }
     }
@@ -54,8 +57,21 @@ impl SseReader {
                 .await
                 .ok()??
                 .ok()?;
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            self.push(&chunk);
         }
+    }
+
+    /// Appends a chunk to the text read so far. A chunk may end inside a multi-byte character
+    /// (`…`, U+FFFD): its first bytes wait for the next chunk instead of becoming replacements.
+    fn push(&mut self, chunk: &[u8]) {
+        self.partial.extend_from_slice(chunk);
+        let complete = match std::str::from_utf8(&self.partial) {
+            Err(err) if err.error_len().is_none() => err.valid_up_to(),
+            _ => self.partial.len(),
+        };
+        let rest = self.partial.split_off(complete);
+        let text = std::mem::replace(&mut self.partial, rest);
+        self.buffer.push_str(&String::from_utf8_lossy(&text));
     }
 
     /// Reads events until `done` says stop (the matching event included) or `limit` passes.

@@ -2,16 +2,18 @@
 //!
 //! Each stream subscribes to the live feed first and reads the store second, so no line falls
 //! between the two; lines already sent are skipped by `seq` and any gap in the feed (a slow
-//! client that lagged) is filled from the store. A task per client pumps events into a bounded
-//! channel, so a slow client only ever slows itself.
+//! client that lagged) is filled from the store. A task per client pumps frames into a bounded
+//! channel, so a slow client only ever slows itself: it lags behind the live feed and catches
+//! up from the store, holding no more than its channel's worth of frames.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use poem::web::sse::Event;
+use poem::http::header;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{EventStream, Json};
@@ -19,13 +21,14 @@ use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, Object, OpenApi, Union};
 use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
 
 use super::error::{ApiError, ApiResult};
 use super::generations::owned_generation;
 use super::previews::Status;
 use super::security::UserAuth;
 use super::ApiTags;
-use crate::log_store::{LiveEvent, LogLine, LogStore, LogStream, StatusChange};
+use crate::log_store::{LiveEvent, LogLine, LogStore, LogStream, StatusChange, StoredLine};
 use crate::state::AppState;
 
 /// Most lines one history page returns.
@@ -40,8 +43,8 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const RETRY_MS: u64 = 2000;
 /// Lines read from the store at a time while catching up.
 const PAGE: usize = 512;
-/// Events buffered per client.
-const CLIENT_BUFFER: usize = 256;
+/// Chunks (a line, a batch of lines or a status change) buffered per client.
+const CLIENT_BUFFER: usize = 64;
 
 /// Where a line came from.
 #[derive(Debug, Clone, Copy, poem_openapi::Enum)]
@@ -116,26 +119,49 @@ impl From<LogLine> for LogEvent {
     }
 }
 
-impl From<LogLine> for StreamEvent {
-    fn from(l: LogLine) -> StreamEvent {
-        StreamEvent::Log(l.into())
-    }
-}
-
-impl From<StatusChange> for StreamEvent {
-    fn from(s: StatusChange) -> StreamEvent {
-        StreamEvent::Status(StatusEvent {
+impl From<StatusChange> for StatusEvent {
+    fn from(s: StatusChange) -> StatusEvent {
+        StatusEvent {
             preview_id: s.preview_id,
             status: s.status.into(),
             ts: s.ts,
             exit_code: s.exit_code,
             error: s.error,
-        })
+        }
     }
 }
 
-/// The SSE response: events as [`EventStream`] documents them, after a `retry:` hint.
-pub struct LogEventStream(EventStream<BoxStream<'static, StreamEvent>>);
+/// Which lines a reader wants: one stream, lines containing a text (case-insensitive), or all.
+struct LineFilter {
+    stream: Option<LogStream>,
+    needle: Option<String>,
+}
+
+impl LineFilter {
+    fn new(stream: Option<Stream>, q: Option<String>) -> LineFilter {
+        LineFilter {
+            stream: stream.map(|s| match s {
+                Stream::Stdout => LogStream::Stdout,
+                Stream::Stderr => LogStream::Stderr,
+                Stream::System => LogStream::System,
+            }),
+            needle: q.map(|q| q.to_lowercase()).filter(|q| !q.is_empty()),
+        }
+    }
+
+    fn keeps(&self, line: &LogLine) -> bool {
+        self.stream.is_none_or(|s| s == line.stream)
+            && self
+                .needle
+                .as_ref()
+                .is_none_or(|n| line.line.to_lowercase().contains(n))
+    }
+}
+
+/// The SSE response. Frames are written here rather than by poem's `EventStream`, so that a
+/// line's `data:` is its JSON exactly as stored (encoded once, however many clients follow),
+/// and a batch of lines leaves as one chunk; the documentation is `EventStream`'s.
+pub struct LogEventStream(BoxStream<'static, Bytes>);
 
 impl ApiResponse for LogEventStream {
     fn meta() -> MetaResponses {
@@ -149,13 +175,15 @@ impl ApiResponse for LogEventStream {
 
 impl poem::IntoResponse for LogEventStream {
     fn into_response(self) -> poem::Response {
-        let response = self.0.into_response();
-        let (parts, body) = response.into_parts();
-        let hint = futures_util::stream::once(async {
-            Ok::<_, std::io::Error>(bytes::Bytes::from(format!("retry: {RETRY_MS}\n\n")))
-        });
-        let body = poem::Body::from_bytes_stream(hint.chain(body.into_bytes_stream()));
-        poem::Response::from_parts(parts, body)
+        let hint =
+            futures_util::stream::once(async { Bytes::from(format!("retry: {RETRY_MS}\n\n")) });
+        let body = hint.chain(self.0).map(Ok::<_, std::io::Error>);
+        poem::Response::builder()
+            .content_type("text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            // Tells a buffering reverse proxy in front of previewd (nginx) to pass events on.
+            .header("X-Accel-Buffering", "no")
+            .body(poem::Body::from_bytes_stream(body))
     }
 }
 
@@ -197,12 +225,7 @@ impl LogsApi {
     ) -> ApiResult<Json<LogPage>> {
         let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
         let limit = limit.0.min(MAX_PAGE) as usize;
-        let wanted = stream.0.map(|s| match s {
-            Stream::Stdout => LogStream::Stdout,
-            Stream::Stderr => LogStream::Stderr,
-            Stream::System => LogStream::System,
-        });
-        let needle = q.0.map(|q| q.to_lowercase()).filter(|q| !q.is_empty());
+        let filter = LineFilter::new(stream.0, q.0);
         let (mut lines, mut cursor, mut scanned) = (Vec::new(), after.0, 0usize);
         let mut has_more = true;
         while lines.len() < limit && scanned < MAX_SCAN {
@@ -214,12 +237,8 @@ impl LogsApi {
             for line in page {
                 scanned += 1;
                 cursor = line.seq;
-                let keep = wanted.is_none_or(|w| w == line.stream)
-                    && needle
-                        .as_ref()
-                        .is_none_or(|n| line.line.to_lowercase().contains(n));
-                if keep {
-                    lines.push(LogEvent::from(line));
+                if filter.keeps(&line) {
+                    lines.push(LogEvent::from(line.into_line()));
                     if lines.len() == limit {
                         break;
                     }
@@ -242,13 +261,18 @@ impl LogsApi {
     /// `{seq, ts, stream, line}` with stream `stdout`, `stderr` or `system`); `event: status`
     /// carries each status change of the generation's previews (the current one is sent first).
     /// Every stored line after `Last-Event-ID` (or `?after=N`) comes first, then live lines, with
-    /// no gap and no duplicate; `?tail=N` starts with the last N lines instead. A comment
-    /// heartbeat goes out every 15 s. Lines keep their numbering across relaunches.
+    /// no gap and no duplicate; `?tail=N` starts with the last N stored lines instead. `stream`
+    /// and `q` keep only some lines (ids stay the lines' seqs, so resuming works the same). The
+    /// stream stays open across stops and relaunches of the preview, whose lines carry on the
+    /// numbering. A comment heartbeat goes out every 15 s. A browser's `EventSource`, which
+    /// cannot send headers, passes the token as `?access_token=`.
     #[oai(
         path = "/:generation_id/preview/logs/stream",
         method = "get",
         operation_id = "streamPreviewLogs"
     )]
+    // Each argument is a documented parameter of the operation.
+    #[allow(clippy::too_many_arguments)]
     async fn stream(
         &self,
         state: Data<&Arc<AppState>>,
@@ -259,8 +283,16 @@ impl LogsApi {
         last_event_id: Header<Option<String>>,
         /// Resume after this seq.
         after: Query<Option<u64>>,
-        /// Start with the last N lines.
+        /// Start with the last N stored lines.
         tail: Query<Option<u64>>,
+        /// Only this stream's lines.
+        stream: Query<Option<Stream>>,
+        /// Only lines containing this text (case-insensitive).
+        q: Query<Option<String>>,
+        /// The bearer token, for clients that cannot set the `Authorization` header (a browser's
+        /// `EventSource`). Taken out of the URL before it is logged.
+        #[oai(name = "access_token")]
+        _access_token: Query<Option<String>>,
     ) -> ApiResult<LogEventStream> {
         let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
         let resume = match last_event_id.0.as_deref().map(str::trim) {
@@ -280,36 +312,27 @@ impl LogsApi {
             (None, Some(tail)) => state.logs.last_seq(&generation.id)?.saturating_sub(tail),
             (None, None) => 0,
         };
-        let current = state.store.latest_preview(&generation.id)?.map(|p| {
-            StreamEvent::from(StatusChange {
+        let current = state
+            .store
+            .latest_preview(&generation.id)?
+            .map(|p| StatusChange {
                 preview_id: p.id,
                 status: p.status,
                 ts: Utc::now(),
                 exit_code: p.exit_code,
                 error: p.error,
-            })
-        });
+            });
         let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
-        tokio::spawn(pump(
-            state.logs.clone(),
-            generation.id,
+        let client = Client {
+            logs: state.logs.clone(),
+            generation_id: generation.id,
             after,
-            current,
-            live,
+            filter: LineFilter::new(stream.0, q.0),
             tx,
-        ));
-        let events = tokio_stream::wrappers::ReceiverStream::new(rx).boxed();
+        };
+        tokio::spawn(client.pump(current, live));
         Ok(LogEventStream(
-            EventStream::new(events)
-                .keep_alive(HEARTBEAT)
-                .to_event(|event| match &event {
-                    StreamEvent::Log(log) => Event::message(event.to_json_string())
-                        .event_type("log")
-                        .id(log.seq.to_string()),
-                    StreamEvent::Status(_) => {
-                        Event::message(event.to_json_string()).event_type("status")
-                    }
-                }),
+            tokio_stream::wrappers::ReceiverStream::new(rx).boxed(),
         ))
     }
 }
@@ -318,69 +341,108 @@ fn default_limit() -> u32 {
     1000
 }
 
-/// Feeds one client: stored lines after `after`, then live events, each line exactly once.
-async fn pump(
+/// One client of the stream: what it has been sent and where its frames go.
+struct Client {
     logs: LogStore,
     generation_id: String,
-    mut after: u64,
-    current: Option<StreamEvent>,
-    mut live: broadcast::Receiver<LiveEvent>,
-    tx: mpsc::Sender<StreamEvent>,
-) {
-    if let Some(status) = current {
-        if tx.send(status).await.is_err() {
+    /// The seq of the last line handled (sent, or skipped by the filter).
+    after: u64,
+    filter: LineFilter,
+    tx: mpsc::Sender<Bytes>,
+}
+
+/// The client went away.
+struct Gone;
+
+impl Client {
+    /// Feeds the client: its preview's status, stored lines after `after`, then live events,
+    /// each line exactly once, and a heartbeat.
+    async fn pump(
+        mut self,
+        current: Option<StatusChange>,
+        mut live: broadcast::Receiver<LiveEvent>,
+    ) {
+        if let Some(status) = current {
+            if self.send(status_frame(status)).await.is_err() {
+                return;
+            }
+        }
+        if self.catch_up().await.is_err() {
             return;
         }
-    }
-    if catch_up(&logs, &generation_id, &mut after, &tx)
-        .await
-        .is_err()
-    {
-        return;
-    }
-    loop {
-        let event = tokio::select! {
-            event = live.recv() => event,
-            _ = tx.closed() => return,
-        };
-        let sent = match event {
-            Ok(LiveEvent::Line(line)) if line.seq <= after => Ok(()),
-            Ok(LiveEvent::Line(line)) if line.seq == after + 1 => {
-                after = line.seq;
-                tx.send(line.into()).await.map_err(drop)
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+        loop {
+            let sent = tokio::select! {
+                event = live.recv() => match event {
+                    Ok(LiveEvent::Lines(lines)) => self.send_live(&lines).await,
+                    Ok(LiveEvent::Status(change)) => self.send(status_frame(change)).await,
+                    // Lines went past while this client was slow: the store has them all.
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = heartbeat.tick() => self.send(Bytes::from_static(b": heartbeat\n\n")).await,
+                _ = self.tx.closed() => return,
+            };
+            if sent.is_err() {
+                return;
             }
-            // A gap (or a lag): the store has every line in order.
-            Ok(LiveEvent::Line(_)) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                catch_up(&logs, &generation_id, &mut after, &tx).await
-            }
-            Ok(LiveEvent::Status(change)) => tx.send(change.into()).await.map_err(drop),
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        if sent.is_err() {
-            return;
         }
+    }
+
+    /// Sends a live batch: the lines not yet handled, after filling any gap from the store.
+    async fn send_live(&mut self, lines: &[StoredLine]) -> Result<(), Gone> {
+        if lines.first().is_some_and(|l| l.seq > self.after + 1) {
+            return self.catch_up().await;
+        }
+        let after = self.after;
+        self.send_lines(lines.iter().filter(|l| l.seq > after))
+            .await
+    }
+
+    /// Sends every stored line after `after`.
+    async fn catch_up(&mut self) -> Result<(), Gone> {
+        loop {
+            let page = self
+                .logs
+                .read_after(&self.generation_id, self.after, PAGE)
+                .map_err(|err| {
+                    tracing::warn!("reading logs of {}: {err}", self.generation_id);
+                    Gone
+                })?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            self.send_lines(page.iter()).await?;
+        }
+    }
+
+    /// Sends lines (consecutive, in order) that pass the filter, as one chunk.
+    async fn send_lines<'a>(
+        &mut self,
+        lines: impl Iterator<Item = &'a StoredLine>,
+    ) -> Result<(), Gone> {
+        let mut chunk = BytesMut::new();
+        for line in lines {
+            self.after = line.seq;
+            if self.filter.keeps(line) {
+                chunk.extend_from_slice(format!("id: {}\nevent: log\ndata: ", line.seq).as_bytes());
+                chunk.extend_from_slice(line.json());
+                chunk.extend_from_slice(b"\n\n");
+            }
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.send(chunk.freeze()).await
+    }
+
+    async fn send(&self, frame: Bytes) -> Result<(), Gone> {
+        self.tx.send(frame).await.map_err(|_| Gone)
     }
 }
 
-/// Sends every stored line after `after`, advancing it.
-async fn catch_up(
-    logs: &LogStore,
-    generation_id: &str,
-    after: &mut u64,
-    tx: &mpsc::Sender<StreamEvent>,
-) -> Result<(), ()> {
-    loop {
-        let page = logs
-            .read_after(generation_id, *after, PAGE)
-            .map_err(|err| {
-                tracing::warn!("reading logs of {generation_id}: {err}");
-            })?;
-        if page.is_empty() {
-            return Ok(());
-        }
-        for line in page {
-            *after = line.seq;
-            tx.send(line.into()).await.map_err(drop)?;
-        }
-    }
+/// `event: status` with the change as data.
+fn status_frame(change: StatusChange) -> Bytes {
+    let data = StreamEvent::Status(change.into()).to_json_string();
+    Bytes::from(format!("event: status\ndata: {data}\n\n"))
 }

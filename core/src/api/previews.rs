@@ -309,7 +309,7 @@ impl PreviewsApi {
                     .logs
                     .last_lines(&generation.id, FAILURE_TAIL)?
                     .into_iter()
-                    .map(|l| l.line)
+                    .map(|l| l.into_line().line)
                     .collect();
                 return Err(ApiError::with_body(
                     422,

@@ -7,48 +7,67 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 /// Longest line kept whole, in bytes.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
-/// Reads `reader` to its end, calling `on_line` with each line.
-pub async fn read_lines<R: AsyncBufRead + Unpin>(
-    mut reader: R,
+/// The lines of a reader, one at a time, so the caller can wait between lines (back-pressure).
+pub struct Lines<R> {
+    reader: R,
     max: usize,
-    mut on_line: impl FnMut(String),
-) {
-    let mut line: Vec<u8> = Vec::new();
-    let mut skipped: usize = 0;
-    loop {
-        let chunk = match reader.fill_buf().await {
-            Ok([]) | Err(_) => break,
-            Ok(chunk) => chunk,
-        };
-        let (part, newline) = match chunk.iter().position(|b| *b == b'\n') {
-            Some(i) => (&chunk[..i], true),
-            None => (chunk, false),
-        };
-        let room = max.saturating_sub(line.len());
-        line.extend_from_slice(&part[..part.len().min(room)]);
-        skipped += part.len().saturating_sub(room);
-        let used = part.len() + usize::from(newline);
-        reader.consume(used);
-        if newline {
-            on_line(finish(&mut line, &mut skipped));
-        }
-    }
-    if !line.is_empty() || skipped > 0 {
-        on_line(finish(&mut line, &mut skipped));
-    }
+    line: Vec<u8>,
+    skipped: usize,
+    ended: bool,
 }
 
-fn finish(line: &mut Vec<u8>, skipped: &mut usize) -> String {
-    if line.last() == Some(&b'\r') && *skipped == 0 {
-        line.pop();
+impl<R: AsyncBufRead + Unpin> Lines<R> {
+    /// Lines of `reader`, each cut at `max` bytes.
+    pub fn new(reader: R, max: usize) -> Lines<R> {
+        Lines {
+            reader,
+            max,
+            line: Vec::new(),
+            skipped: 0,
+            ended: false,
+        }
     }
-    let mut text = String::from_utf8_lossy(line).into_owned();
-    if *skipped > 0 {
-        text.push_str(&format!(" … [line cut: {} more bytes]", *skipped));
+
+    /// The next line, or `None` once the reader ended (or failed) and the last line was given.
+    pub async fn next_line(&mut self) -> Option<String> {
+        while !self.ended {
+            let chunk = match self.reader.fill_buf().await {
+                Ok(chunk) if !chunk.is_empty() => chunk,
+                _ => {
+                    self.ended = true;
+                    break;
+                }
+            };
+            let (part, newline) = match chunk.iter().position(|b| *b == b'\n') {
+                Some(i) => (&chunk[..i], true),
+                None => (chunk, false),
+            };
+            let room = self.max.saturating_sub(self.line.len());
+            self.line.extend_from_slice(&part[..part.len().min(room)]);
+            self.skipped += part.len().saturating_sub(room);
+            let used = part.len() + usize::from(newline);
+            self.reader.consume(used);
+            if newline {
+                return Some(self.finish());
+            }
+        }
+        (!self.line.is_empty() || self.skipped > 0).then(|| self.finish())
     }
-    line.clear();
-    *skipped = 0;
-    text
+
+    fn finish(&mut self) -> String {
+        if self.line.last() == Some(&b'\r') && self.skipped == 0 {
+            self.line.pop();
+        }
+        let mut text = match String::from_utf8(std::mem::take(&mut self.line)) {
+            Ok(text) => text,
+            Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
+        };
+        if self.skipped > 0 {
+            text.push_str(&format!(" … [line cut: {} more bytes]", self.skipped));
+        }
+        self.skipped = 0;
+        text
+    }
 }
 
 #[cfg(test)]
@@ -58,8 +77,10 @@ mod tests {
     async fn lines_of(input: &[u8], max: usize) -> Vec<String> {
         let mut out = Vec::new();
         // A tiny buffer, so lines straddle reads.
-        let reader = tokio::io::BufReader::with_capacity(3, input);
-        read_lines(reader, max, |l| out.push(l)).await;
+        let mut lines = Lines::new(tokio::io::BufReader::with_capacity(3, input), max);
+        while let Some(line) = lines.next_line().await {
+            out.push(line);
+        }
         out
     }
 

@@ -34,7 +34,8 @@ use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::config::Config;
-use crate::log_store::{LogStore, LogStream, StatusChange};
+use crate::log_store::ingest::Ingest;
+use crate::log_store::{LogStore, LogStream, NewLine, StatusChange};
 use crate::node_env::NodeEnvs;
 use crate::python_env::PythonEnvs;
 use crate::registry::Registry;
@@ -46,6 +47,8 @@ use readiness::Probe;
 
 /// Output lines kept in memory per preview, for the reason of a failure.
 const RECENT_LINES: usize = 20;
+/// Bytes read from a pipe at a time.
+const PIPE_BUFFER: usize = 64 * 1024;
 /// How long a stopped tree may take to vanish after SIGKILL, and the port to be free again.
 const KILL_CONFIRM: Duration = Duration::from_secs(3);
 /// Variables of previewd's own environment an app inherits; nothing else (no secrets) leaks.
@@ -782,24 +785,24 @@ impl PreviewRun {
                 Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
             )
         });
+        let (ingest, writer) =
+            Ingest::start(self.supervisor.inner.logs.clone(), generation_id.clone());
         for (stream, pipe) in [stdout, stderr].into_iter().flatten() {
-            let logs = self.supervisor.inner.logs.clone();
             let running = self.running.clone();
-            let generation_id = generation_id.clone();
+            let ingest = ingest.clone();
             readers.push(tokio::spawn(async move {
-                line_reader::read_lines(
-                    BufReader::new(pipe),
-                    line_reader::MAX_LINE_BYTES,
-                    |line| {
-                        running.remember(&line);
-                        if let Err(err) = logs.append(&generation_id, stream, line) {
-                            warn!("storing a log line: {err}");
-                        }
-                    },
-                )
-                .await;
+                let pipe = BufReader::with_capacity(PIPE_BUFFER, pipe);
+                let mut lines = line_reader::Lines::new(pipe, line_reader::MAX_LINE_BYTES);
+                while let Some(line) = lines.next_line().await {
+                    running.remember(&line);
+                    if !ingest.push(NewLine::now(stream, line)).await {
+                        break;
+                    }
+                }
             }));
         }
+        // The writer ends once both readers have, after storing their last lines.
+        readers.push(writer);
         readers
     }
 
