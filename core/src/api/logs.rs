@@ -43,8 +43,11 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const RETRY_MS: u64 = 2000;
 /// Lines read from the store at a time while catching up.
 const PAGE: usize = 512;
-/// Chunks (a line, a batch of lines or a status change) buffered per client.
-const CLIENT_BUFFER: usize = 64;
+/// Chunks (lines, up to [`MAX_CHUNK`] bytes, or a status change) buffered per client: what a
+/// client that stopped reading holds in memory.
+const CLIENT_BUFFER: usize = 16;
+/// Largest chunk of frames sent at once.
+const MAX_CHUNK: usize = 64 * 1024;
 
 /// Where a line came from.
 #[derive(Debug, Clone, Copy, poem_openapi::Enum)]
@@ -416,13 +419,16 @@ impl Client {
         }
     }
 
-    /// Sends lines (consecutive, in order) that pass the filter, as one chunk.
+    /// Sends lines (consecutive, in order) that pass the filter, in chunks of frames.
     async fn send_lines<'a>(
         &mut self,
         lines: impl Iterator<Item = &'a StoredLine>,
     ) -> Result<(), Gone> {
         let mut chunk = BytesMut::new();
         for line in lines {
+            if chunk.len() >= MAX_CHUNK {
+                self.send(chunk.split().freeze()).await?;
+            }
             self.after = line.seq;
             if self.filter.keeps(line) {
                 chunk.extend_from_slice(format!("id: {}\nevent: log\ndata: ", line.seq).as_bytes());

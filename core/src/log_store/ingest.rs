@@ -16,7 +16,7 @@ use tracing::warn;
 use super::{LogStore, NewLine};
 
 /// Bytes of lines pushed but not yet stored, per preview.
-const BUDGET_BYTES: usize = 4 << 20;
+const BUDGET_BYTES: usize = 1 << 20;
 /// What a line costs the budget beyond its text, so a flood of empty lines is bounded too.
 const LINE_OVERHEAD: usize = 64;
 /// Most lines stored in one batch.

@@ -28,9 +28,10 @@ use crate::store::{PreviewStatus, StoreError};
 /// The tree holding every line, in chunks keyed by `<generation id>/` + the big-endian seq of
 /// their first line (see [`chunk`]).
 const LOGS: &str = "logs";
-/// Live events (batches and status changes) buffered per generation before a slow subscriber
-/// lags (and re-reads the store).
-const FEED_CAPACITY: usize = 256;
+/// Live events (batches and status changes) kept per generation for subscribers that are behind;
+/// one that falls further behind lags and re-reads the store. A batch holds at most the ingest
+/// budget, so this bounds what a never-reading subscriber can pin in memory.
+const FEED_CAPACITY: usize = 16;
 
 /// Where a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
