@@ -53,7 +53,8 @@ pub struct Config {
     #[arg(long, env = "PREVIEWD_MAX_UPTIME", default_value = "1h", value_parser = humantime::parse_duration)]
     pub max_uptime: Duration,
 
-    /// A preview nobody used for this long is stopped.
+    /// A preview nobody used for this long is stopped: no request through the proxy or the
+    /// envelope, no keepalive and no open log stream. `0s` turns it off.
     #[arg(long, env = "PREVIEWD_IDLE_TIMEOUT", default_value = "15m", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
 

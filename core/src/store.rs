@@ -104,6 +104,19 @@ pub struct PreviewRecord {
     pub error: Option<String>,
     /// When the preview is stopped at the latest.
     pub expires_at: DateTime<Utc>,
+    /// What the user asked for at launch, so a restart can ask again.
+    #[serde(default)]
+    pub options: LaunchOptions,
+}
+
+/// What the user asked for at launch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LaunchOptions {
+    /// A plugin name overriding detection.
+    pub framework: Option<String>,
+    /// Extra environment for the app. Kept in the database (in the data dir), never shown by
+    /// the API.
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// The database handle. Cheap to clone.
@@ -270,6 +283,7 @@ mod tests {
             exit_code: None,
             error: None,
             expires_at: Utc::now(),
+            options: LaunchOptions::default(),
         }
     }
 

@@ -15,6 +15,8 @@ mod fastapi_fixtures;
 mod flask;
 /// Upload → launch → logs → request → endpoints → stop, the way a frontend drives it.
 mod flow;
+/// After launch: idle timeout, maximum uptime, quota, restart, sessions, the envelope's refusals.
+mod lifecycle;
 /// Stored log history and stream resumption.
 mod logs;
 /// Virtualenvs built once and shared.

@@ -30,6 +30,7 @@ use super::security::UserAuth;
 use super::ApiTags;
 use crate::log_store::{LiveEvent, LogLine, LogStore, LogStream, StatusChange, StoredLine};
 use crate::state::AppState;
+use crate::supervisor::Viewer;
 
 /// Most lines one history page returns.
 const MAX_PAGE: u32 = 5_000;
@@ -326,12 +327,14 @@ impl LogsApi {
                 error: p.error,
             });
         let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
+        let viewer = state.supervisor.viewer(&generation.id);
         let client = Client {
             logs: state.logs.clone(),
             generation_id: generation.id,
             after,
             filter: LineFilter::new(stream.0, q.0),
             tx,
+            _viewer: viewer,
         };
         tokio::spawn(client.pump(current, live));
         Ok(LogEventStream(
@@ -352,6 +355,8 @@ struct Client {
     after: u64,
     filter: LineFilter,
     tx: mpsc::Sender<Bytes>,
+    /// Counts the open stream as use of the preview (idle timeout) while the client is here.
+    _viewer: Viewer,
 }
 
 /// The client went away.

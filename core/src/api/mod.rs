@@ -6,11 +6,13 @@
 //! - [`security`]: the bearer-token security scheme.
 //! - [`generations`]: uploads, listing, deletion.
 //! - [`previews`]: launch, status, stop, endpoints, envelope request, config.
+//! - [`lifecycle`]: restart, keepalive, session renewal, the caller's previews.
 //! - [`logs`]: the SSE log stream.
 //! - [`meta`]: health and metrics.
 
 pub mod error;
 pub mod generations;
+pub mod lifecycle;
 pub mod logs;
 pub mod meta;
 pub mod previews;
@@ -36,6 +38,7 @@ pub type Service = OpenApiService<
     (
         generations::GenerationsApi,
         previews::PreviewsApi,
+        lifecycle::LifecycleApi,
         logs::LogsApi,
         meta::MetaApi,
     ),
@@ -49,6 +52,7 @@ pub fn service() -> Service {
         (
             generations::GenerationsApi,
             previews::PreviewsApi,
+            lifecycle::LifecycleApi,
             logs::LogsApi,
             meta::MetaApi,
         ),

@@ -100,6 +100,8 @@ pub enum LaunchResponse {
 pub struct PreviewStatusBody {
     /// The preview's id.
     pub preview_id: String,
+    /// The generation it runs.
+    pub generation_id: String,
     /// Where it is in its life.
     pub status: Status,
     /// The plugin running it.
@@ -124,6 +126,11 @@ pub struct PreviewStatusBody {
     pub exit_code: Option<i32>,
     /// Why it failed or stopped.
     pub error: Option<String>,
+    /// When it is stopped at the latest (maximum uptime).
+    pub expires_at: DateTime<Utc>,
+    /// While it is active: when it is stopped if nobody uses it until then (the idle timeout;
+    /// proxied and envelope requests, keepalives and open log streams count as use).
+    pub idle_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Where a route was found.
@@ -290,56 +297,7 @@ impl PreviewsApi {
             framework: request.framework.filter(|f| !f.trim().is_empty()),
             env: request.env,
         };
-        let mut record = state
-            .supervisor
-            .launch(&generation, options)
-            .await
-            .map_err(launch_error)?;
-        let session = state
-            .auth
-            .session_token(&auth.0, &record.id, state.config.session_timeout);
-        if wait.0 {
-            record = state
-                .supervisor
-                .wait_settled(&record.id)
-                .await?
-                .unwrap_or(record);
-            if record.status != PreviewStatus::Running {
-                let last_lines = state
-                    .logs
-                    .last_lines(&generation.id, FAILURE_TAIL)?
-                    .into_iter()
-                    .map(|l| l.into_line().line)
-                    .collect();
-                return Err(ApiError::with_body(
-                    422,
-                    ErrorBody {
-                        code: "launch_failed".into(),
-                        message: record.error.clone().unwrap_or_else(|| {
-                            format!("the preview is {}", record.status.as_str())
-                        }),
-                        preview_id: Some(record.id.clone()),
-                        last_lines: Some(last_lines),
-                    },
-                ));
-            }
-        }
-        let launched = Launched {
-            preview_id: record.id.clone(),
-            generation_id: generation.id,
-            status: record.status.into(),
-            framework: record.framework.clone(),
-            port: record.port,
-            base_url: base_url(&record.id),
-            session_token: session.token,
-            session_expires_at: session.expires_at,
-            expires_at: record.expires_at,
-        };
-        Ok(if record.status == PreviewStatus::Running {
-            LaunchResponse::Running(Json(launched))
-        } else {
-            LaunchResponse::Accepted(Json(launched))
-        })
+        launch_generation(&state, &auth.0, generation, options, wait.0).await
     }
 
     /// Get the preview's status
@@ -469,6 +427,7 @@ impl PreviewsApi {
                 format!("the preview is {}; launch it first", record.status.as_str()),
             ));
         }
+        state.supervisor.touch(&record.id);
         let request = body.0;
         let envelope = EnvelopeRequest {
             method: request.method,
@@ -578,7 +537,68 @@ impl PreviewsApi {
     }
 }
 
-fn latest(state: &AppState, generation: &GenerationRecord) -> ApiResult<PreviewRecord> {
+/// Launches `generation` for `user` and answers as the launch operation does.
+pub(super) async fn launch_generation(
+    state: &AppState,
+    user: &str,
+    generation: GenerationRecord,
+    options: LaunchOptions,
+    wait: bool,
+) -> ApiResult<LaunchResponse> {
+    let mut record = state
+        .supervisor
+        .launch(&generation, options)
+        .await
+        .map_err(launch_error)?;
+    let session = state
+        .auth
+        .session_token(user, &record.id, state.config.session_timeout);
+    if wait {
+        record = state
+            .supervisor
+            .wait_settled(&record.id)
+            .await?
+            .unwrap_or(record);
+        if record.status != PreviewStatus::Running {
+            let last_lines = state
+                .logs
+                .last_lines(&generation.id, FAILURE_TAIL)?
+                .into_iter()
+                .map(|l| l.into_line().line)
+                .collect();
+            return Err(ApiError::with_body(
+                422,
+                ErrorBody {
+                    code: "launch_failed".into(),
+                    message: record
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| format!("the preview is {}", record.status.as_str())),
+                    preview_id: Some(record.id.clone()),
+                    last_lines: Some(last_lines),
+                },
+            ));
+        }
+    }
+    let launched = Launched {
+        preview_id: record.id.clone(),
+        generation_id: generation.id,
+        status: record.status.into(),
+        framework: record.framework.clone(),
+        port: record.port,
+        base_url: base_url(&record.id),
+        session_token: session.token,
+        session_expires_at: session.expires_at,
+        expires_at: record.expires_at,
+    };
+    Ok(if record.status == PreviewStatus::Running {
+        LaunchResponse::Running(Json(launched))
+    } else {
+        LaunchResponse::Accepted(Json(launched))
+    })
+}
+
+pub(super) fn latest(state: &AppState, generation: &GenerationRecord) -> ApiResult<PreviewRecord> {
     state.store.latest_preview(&generation.id)?.ok_or_else(|| {
         ApiError::new(
             404,
@@ -588,7 +608,7 @@ fn latest(state: &AppState, generation: &GenerationRecord) -> ApiResult<PreviewR
     })
 }
 
-async fn status_body(
+pub(super) async fn status_body(
     state: &AppState,
     generation: &GenerationRecord,
     preview_id: &str,
@@ -609,8 +629,18 @@ async fn status_body(
             .map_or(0.0, |end| (end - ready).num_milliseconds() as f64 / 1000.0),
         _ => 0.0,
     };
+    let idle_timeout = state.config.idle_timeout;
+    let idle_expires_at = state
+        .supervisor
+        .idle_for(&record.id)
+        .filter(|_| !idle_timeout.is_zero() && record.status.is_active())
+        .and_then(|idle| chrono::Duration::from_std(idle_timeout.saturating_sub(idle)).ok())
+        .map(|left| Utc::now() + left);
     Ok(PreviewStatusBody {
         base_url: base_url(&record.id),
+        generation_id: record.generation_id,
+        expires_at: record.expires_at,
+        idle_expires_at,
         preview_id: record.id,
         status: record.status.into(),
         framework: record.framework,

@@ -11,13 +11,15 @@
 //! - [`process_tree`]: a preview's processes through `/proc`: signal them all, measure them.
 //! - [`readiness`]: the HTTP readiness probe.
 //! - [`line_reader`]: bounded line splitting of untrusted output.
+//! - [`activity`]: a preview's last real use, for the idle timeout.
 
+pub mod activity;
 pub mod line_reader;
 pub mod port_pool;
 pub mod process_tree;
 pub mod readiness;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,13 +42,17 @@ use crate::node_env::NodeEnvs;
 use crate::python_env::PythonEnvs;
 use crate::registry::Registry;
 use crate::runtimes::{self, Runtimes};
+pub use crate::store::LaunchOptions;
 use crate::store::{GenerationRecord, PreviewRecord, PreviewStatus, Store, StoreError};
+use activity::Activity;
 use port_pool::{PortLease, PortPool};
 use process_tree::{ProcessTree, Usage, MARKER_VAR};
 use readiness::Probe;
 
 /// Output lines kept in memory per preview, for the reason of a failure.
 const RECENT_LINES: usize = 20;
+/// How often an idle timeout looks at open log streams (use ending is exact: see [`Viewer`]).
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// Bytes read from a pipe at a time.
 const PIPE_BUFFER: usize = 64 * 1024;
 /// How long a stopped tree may take to vanish after SIGKILL, and the port to be free again.
@@ -61,7 +67,7 @@ const INHERITED_ENV: &[&str] = &[
 pub enum LaunchError {
     #[error("a preview of this generation is already {0}; stop it first")]
     AlreadyActive(&'static str),
-    #[error("you already have {0} previews starting or running, the most allowed; stop one first")]
+    #[error("you have reached the limit of {0} active preview(s) per user (starting, running or stopping); stop one first")]
     QuotaExceeded(usize),
     #[error("unknown framework `{name}`; known frameworks: {known}")]
     UnknownFramework { name: String, known: String },
@@ -83,15 +89,6 @@ pub enum LaunchError {
     Store(#[from] StoreError),
 }
 
-/// What the user asked for at launch.
-#[derive(Debug, Clone, Default)]
-pub struct LaunchOptions {
-    /// A plugin name overriding detection.
-    pub framework: Option<String>,
-    /// Extra environment for the app.
-    pub env: BTreeMap<String, String>,
-}
-
 /// A live view of a preview for the status endpoint.
 #[derive(Debug, Clone)]
 pub struct PreviewState {
@@ -101,6 +98,33 @@ pub struct PreviewState {
     pub healthy: bool,
     /// The route table the running app reported, if it did.
     pub runtime_routes: Option<Vec<Endpoint>>,
+}
+
+/// An open log stream of a generation, counted as use of its preview; see [`Supervisor::viewer`].
+pub struct Viewer {
+    supervisor: Supervisor,
+    generation_id: String,
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let inner = &self.supervisor.inner;
+        {
+            let mut viewers = inner.viewers.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(count) = viewers.get_mut(&self.generation_id) {
+                *count -= 1;
+                if *count == 0 {
+                    viewers.remove(&self.generation_id);
+                }
+            }
+        }
+        // The idle time of the preview starts when its last viewer leaves.
+        for running in self.supervisor.active() {
+            if running.record().generation_id == self.generation_id {
+                running.activity.touch();
+            }
+        }
+    }
 }
 
 /// A preview the supervisor is running.
@@ -114,6 +138,7 @@ struct Running {
     /// The last CPU sample: when, and the tree's total ticks then.
     cpu_sample: Mutex<Option<(Instant, u64)>>,
     done: tokio::sync::Notify,
+    activity: Activity,
 }
 
 impl Running {
@@ -150,6 +175,8 @@ struct Inner {
     generations_dir: PathBuf,
     previews_dir: PathBuf,
     running: Mutex<HashMap<String, Arc<Running>>>,
+    /// Open log streams per generation: while a generation has any, its preview is in use.
+    viewers: Mutex<HashMap<String, usize>>,
     /// Serialises the checks and bookkeeping of launches (quota, one preview per generation).
     launching: tokio::sync::Mutex<()>,
 }
@@ -191,6 +218,7 @@ impl Supervisor {
                 generations_dir: parts.generations_dir,
                 previews_dir: parts.previews_dir,
                 running: Mutex::default(),
+                viewers: Mutex::default(),
                 launching: tokio::sync::Mutex::new(()),
             }),
         };
@@ -269,6 +297,7 @@ impl Supervisor {
             expires_at: now
                 + chrono::Duration::from_std(inner.config.max_uptime)
                     .unwrap_or(chrono::Duration::MAX),
+            options: options.clone(),
         };
         inner.store.put_preview(&record).await?;
         let running = Arc::new(Running {
@@ -279,6 +308,7 @@ impl Supervisor {
             runtime_routes: Mutex::default(),
             cpu_sample: Mutex::default(),
             done: tokio::sync::Notify::new(),
+            activity: Activity::default(),
         });
         inner
             .running
@@ -420,6 +450,56 @@ impl Supervisor {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Records real use of a preview (a proxied request, an envelope call, a keepalive), which
+    /// pushes back its idle timeout. Unknown or ended previews are ignored.
+    pub fn touch(&self, preview_id: &str) {
+        if let Some(running) = self.running(preview_id) {
+            running.activity.touch();
+        }
+    }
+
+    /// Counts an open log stream of a generation as use of its preview until the returned guard
+    /// is dropped.
+    pub fn viewer(&self, generation_id: &str) -> Viewer {
+        *self
+            .inner
+            .viewers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(generation_id.to_string())
+            .or_default() += 1;
+        Viewer {
+            supervisor: self.clone(),
+            generation_id: generation_id.to_string(),
+        }
+    }
+
+    fn viewed(&self, generation_id: &str) -> bool {
+        self.inner
+            .viewers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(generation_id)
+    }
+
+    /// How long a preview this supervisor runs has gone unused.
+    pub fn idle_for(&self, preview_id: &str) -> Option<Duration> {
+        self.running(preview_id).map(|r| r.activity.idle_for())
+    }
+
+    /// The port and status of a preview this supervisor runs (None once it ended): the cheap
+    /// lookup the proxy makes per request.
+    pub fn upstream(&self, preview_id: &str) -> Option<(u16, PreviewStatus)> {
+        let running = self.running(preview_id)?;
+        let status = *running.status.borrow();
+        let port = running
+            .record
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .port;
+        Some((port, status))
     }
 
     fn running(&self, preview_id: &str) -> Option<Arc<Running>> {
@@ -848,6 +928,8 @@ impl PreviewRun {
             r.ready_at = Some(Utc::now());
         })
         .await;
+        // Idle time counts from the moment there is something to use.
+        self.running.activity.touch();
         let expires_in = (self.running.record().expires_at - Utc::now())
             .to_std()
             .unwrap_or_default();
@@ -869,6 +951,33 @@ impl PreviewRun {
                 )));
                 self.stopping().await
             }
+            idle = self.until_idle() => {
+                self.running.stop.send_replace(Some(format!(
+                    "stopped after {} without use (no proxied or envelope request, no keepalive, no open log stream)",
+                    humantime::format_duration(idle)
+                )));
+                self.stopping().await
+            }
+        }
+    }
+
+    /// Resolves (with the idle timeout) once the preview has gone unused for that long; never
+    /// when the timeout is zero.
+    async fn until_idle(&self) -> Duration {
+        let timeout = self.supervisor.inner.config.idle_timeout;
+        if timeout.is_zero() {
+            return std::future::pending().await;
+        }
+        let generation_id = self.running.record().generation_id;
+        loop {
+            if self.supervisor.viewed(&generation_id) {
+                self.running.activity.touch();
+            }
+            let idle = self.running.activity.idle_for();
+            if idle >= timeout {
+                return timeout;
+            }
+            tokio::time::sleep((timeout - idle).min(IDLE_CHECK)).await;
         }
     }
 
