@@ -7,6 +7,8 @@
 //! data dir: nothing else has to run.
 //!
 //! # Layout
+//! - [`cli`]: the `previewd` command line (`serve`, `token`, ...), which the binary and the
+//!   tests' own build of it both run.
 //! - [`config`]: the server's settings, from flags and environment variables.
 //! - [`server`]: builds the HTTP app and runs it on a listener the caller binds, until the
 //!   shutdown future the caller passes resolves.
@@ -28,6 +30,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod envelope;
 pub mod install_step;

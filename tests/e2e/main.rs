@@ -3,6 +3,8 @@
 
 /// Bearer tokens, session tokens and the 401/404 rules.
 mod auth;
+/// The real previewd binary killed with SIGKILL mid-stream, and flooded with output.
+mod crash_safety;
 /// Django apps, with and without Django REST framework.
 mod django;
 /// Express apps on Node, JavaScript and TypeScript.

@@ -1,7 +1,10 @@
 //! The test harness of previewd's end-to-end tests and benchmarks: a real server on a port of
 //! its own with a fresh data dir, clients for its API, fixture projects as uploads, and an SSE
-//! reader. Everything it starts is real: the server, the apps, the HTTP in between.
+//! reader. Everything it starts is real: the server, the apps, the HTTP in between. The server
+//! runs in-process ([`TestServer`]) or as the real binary in a child process
+//! ([`external::ExternalServer`]).
 
+pub mod external;
 pub mod fixture_runs;
 pub mod parity;
 pub mod sse;
@@ -109,11 +112,10 @@ impl TestServer {
 
     /// A client acting as `user`.
     pub fn client(&self, user: &str) -> Client {
-        Client {
-            http: reqwest::Client::new(),
-            base: self.base.clone(),
-            token: self.state.auth.user_token(user, Duration::from_secs(3600)),
-        }
+        Client::new(
+            &self.base,
+            self.state.auth.user_token(user, Duration::from_secs(3600)),
+        )
     }
 
     /// Shuts the server down (stopping its previews) and waits for it.
@@ -155,6 +157,15 @@ pub struct Answer {
 }
 
 impl Client {
+    /// A client of the server at `base` (`http://HOST:PORT`) sending `token`.
+    pub fn new(base: &str, token: String) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: base.to_string(),
+            token,
+        }
+    }
+
     /// `METHOD /api/v1{path}` with an optional JSON body.
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Answer {
         let mut request = self
@@ -222,6 +233,19 @@ impl Client {
         answer.body["id"].as_str().expect("id").to_string()
     }
 
+    /// Uploads a project given as `(path, content)` text files; returns the generation id.
+    pub async fn upload_files(&self, name: &str, files: &[(&str, &str)]) -> String {
+        let files: Vec<Value> = files
+            .iter()
+            .map(|(path, content)| json!({"path": path, "content": content}))
+            .collect();
+        let answer = self
+            .post("/generations", json!({"name": name, "files": files}))
+            .await;
+        assert_eq!(answer.status, 201, "upload of {name}: {:?}", answer.body);
+        answer.body["id"].as_str().expect("id").to_string()
+    }
+
     /// Launches a generation and waits for it to run or fail.
     pub async fn launch_wait(&self, generation_id: &str) -> Answer {
         self.post(
@@ -251,6 +275,25 @@ impl Client {
             .expect("stream request");
         assert_eq!(response.status(), 200, "log stream");
         response
+    }
+
+    /// The last `n` stored log lines of a generation (the data of each `log` event), oldest
+    /// first: the start of a log stream opened with `?tail=n`.
+    pub async fn last_log_lines(&self, generation_id: &str, n: usize) -> Vec<Value> {
+        let response = self.log_stream(generation_id, &format!("tail={n}")).await;
+        let mut stream = sse::SseReader::new(response);
+        let mut lines = Vec::with_capacity(n);
+        // Stored lines come first; a short bound ends the read when fewer than `n` exist.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while lines.len() < n {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match stream.next(left).await {
+                Some(event) if event.event == "log" => lines.push(event.json()),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        lines
     }
 }
 

@@ -102,7 +102,7 @@ impl SseReader {
         };
         let mut data = Vec::new();
         let mut any = false;
-        for line in block.lines() {
+        for line in block.lines().filter(|l| !l.is_empty()) {
             if line.starts_with(':') {
                 self.comments += 1;
                 continue;
