@@ -314,4 +314,27 @@ mod tests {
             assert!(url(path).is_err(), "{path:?} must be refused");
         }
     }
+
+    /// A port nobody listens on is a 502 that says so, not a hang or a 500.
+    #[tokio::test]
+    async fn refused_connection() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let envelope = Envelope::new(Duration::from_secs(5), 1024, 1024);
+        let request = EnvelopeRequest {
+            method: "GET".into(),
+            path: "/".into(),
+            ..EnvelopeRequest::default()
+        };
+        let err = envelope.send(port, &request).await.unwrap_err();
+        assert!(
+            matches!(err, EnvelopeError::Refused(p) if p == port),
+            "{err}"
+        );
+        assert_eq!(
+            (err.http_status(), err.code()),
+            (502, "preview_unreachable")
+        );
+    }
 }

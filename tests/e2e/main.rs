@@ -7,6 +7,8 @@ mod auth;
 mod crash_safety;
 /// Django apps, with and without Django REST framework.
 mod django;
+/// The envelope request: bodies, headers, limits and errors.
+mod envelope;
 /// Express apps on Node, JavaScript and TypeScript.
 mod express;
 /// Apps that crash, never bind, or leave stubborn children behind.
