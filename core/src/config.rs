@@ -62,7 +62,9 @@ pub struct Config {
     #[arg(long, env = "PREVIEWD_MAX_PREVIEWS_PER_USER", default_value_t = 3)]
     pub max_previews_per_user: usize,
 
-    /// Timeout of an envelope request to a preview.
+    /// Timeout of a request to a preview: the whole exchange for the envelope; through the
+    /// proxy, how long the app may go without answering or reading more of the request body
+    /// (504 then).
     #[arg(long, env = "PREVIEWD_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 

@@ -27,6 +27,8 @@
 //!   process-tree kill and `/proc` statistics live below it.
 //! - [`log_store`]: every output line stored in sled with its sequence number, and a live feed.
 //! - [`envelope`]: the JSON envelope request to a preview's own port.
+//! - [`proxy`]: the transparent reverse proxy at `/preview/{preview_id}/`, streaming any request
+//!   (WebSocket included) to a preview's own port and back.
 
 pub mod api;
 pub mod auth;
@@ -36,6 +38,7 @@ pub mod envelope;
 pub mod install_step;
 pub mod log_store;
 pub mod node_env;
+pub mod proxy;
 pub mod python_env;
 pub mod registry;
 pub mod route_table;

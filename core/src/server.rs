@@ -8,14 +8,17 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use poem::http::header::CONTENT_TYPE;
+use poem::http::uri::Scheme;
 use poem::http::HeaderValue;
 use poem::listener::{Acceptor, TcpAcceptor};
+use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Route};
 use tracing::Instrument;
 
 use crate::api;
 use crate::api::error::HttpError;
 use crate::config::Config;
+use crate::proxy;
 use crate::state::{AppState, OpenError};
 
 /// How long open connections (log streams) get to finish once previews are stopped.
@@ -36,14 +39,21 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let max_body = state.config.upload_limits().max_request_bytes();
+    // The proxy forwards bodies as they are: the API's body policy is not for it.
+    let api = api
+        .into_endpoint()
+        .around(move |next, req| body_policy(next, req, max_body));
+    let proxy = proxy::Proxy::default();
     let routes = Route::new()
         .at("/api/v1/openapi.json", spec)
         .nest("/docs", docs)
+        .at("/preview/:preview_id", proxy.clone())
+        .at("/preview/:preview_id/*path", proxy)
         .nest("/", api);
     api::error::json_errors(
         routes
-            .around(move |next, req| body_policy(next, req, max_body))
             .around(request_log)
+            .around(proxy::auth::hide_query_token)
             .around(api::security::query_token)
             .data(state)
             .into_endpoint(),
@@ -51,8 +61,8 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
 }
 
 /// Logs each request in a span of its own: method, URI (as rewritten, so without the credentials
-/// [`api::security::query_token`] took out; poem's own `Tracing` logs the original), status and
-/// time taken.
+/// [`api::security::query_token`] and [`proxy::auth::hide_query_token`] took out; poem's own
+/// `Tracing` would log the original), status and time taken.
 async fn request_log<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<poem::Response> {
     let span = tracing::info_span!("request", method = %req.method(), uri = %req.uri());
     async move {
@@ -114,6 +124,28 @@ async fn body_policy<E: Endpoint>(
     next.call(req).await.map(poem::IntoResponse::into_response)
 }
 
+/// poem's TCP acceptor with `TCP_NODELAY` on every connection. A streamed answer (the proxy's,
+/// a log stream) is written as its head and then its body as it comes; with Nagle's algorithm
+/// the body would wait for the client to acknowledge the head, which a client delaying its
+/// ACKs does only after 40 ms.
+struct NoDelay(TcpAcceptor);
+
+impl Acceptor for NoDelay {
+    type Io = tokio::net::TcpStream;
+
+    fn local_addr(&self) -> Vec<LocalAddr> {
+        self.0.local_addr()
+    }
+
+    async fn accept(&mut self) -> std::io::Result<(Self::Io, LocalAddr, RemoteAddr, Scheme)> {
+        let (stream, local, remote, scheme) = self.0.accept().await?;
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!("setting TCP_NODELAY: {err}");
+        }
+        Ok((stream, local, remote, scheme))
+    }
+}
+
 /// Opens the data dir and serves on `listener` until `shutdown` resolves; then stops every
 /// preview and returns.
 pub async fn run(
@@ -131,7 +163,7 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let acceptor = NoDelay(TcpAcceptor::from_tokio(listener)?);
     let addr = acceptor.local_addr().into_iter().next();
     tracing::info!(?addr, "previewd listening");
     let supervisor = state.supervisor.clone();

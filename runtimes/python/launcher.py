@@ -11,8 +11,11 @@ with the app's working dir as cwd. Environment it reads:
                            JSON (atomically) before the server starts.
     PREVIEWD_PROJECT_ROOT  the project root that `file` in the route table is relative to
                            (default: cwd).
-    PREVIEWD_ROOT_PATH     the prefix a reverse proxy serves the app under, e.g. /preview/<id>;
-                           passed to the server as the ASGI root_path. The proxy strips it.
+
+Under previewd's reverse proxy the app is served at /preview/<id>/: the proxy strips that
+prefix from the path and sends it in `X-Forwarded-Prefix`, and each serving module makes it the
+request's root (ASGI `root_path`, WSGI `SCRIPT_NAME`, see `WSGIForwardedPrefix`), so the URLs
+the app builds carry it. Requests without the header are served at the root.
 
 Exit codes: 0 after a clean shutdown (SIGTERM / SIGINT), 1 when the app cannot be imported or
 built (the user's traceback is on stderr), 2 for bad arguments or an unknown framework, 3 when
@@ -202,6 +205,26 @@ def publish_routes(build_table, app):
     except Exception as error:
         message = " ".join(str(error).split())
         say("warning: could not write the route table: %s: %s" % (type(error).__name__, message))
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving under previewd's proxy
+
+
+class WSGIForwardedPrefix:
+    """WSGI middleware serving each request under the prefix previewd's proxy names in
+    `X-Forwarded-Prefix` (`/preview/<id>`): it becomes the request's SCRIPT_NAME, so `url_for`,
+    `reverse()` and redirects include it. The proxy has already taken it off PATH_INFO.
+    Requests without the header (the envelope, health checks) are served at the root."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        prefix = environ.get("HTTP_X_FORWARDED_PREFIX", "").strip().rstrip("/")
+        if prefix.startswith("/") and not prefix.startswith("//"):
+            environ["SCRIPT_NAME"] = prefix + environ.get("SCRIPT_NAME", "")
+        return self.app(environ, start_response)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,11 +20,14 @@ Start-up:
 - Migrations are not run; nothing touches the database before the first request that does.
 
 Serving: waitress (no autoreloader, threads) on the WSGI application, one access-log line per
-request on stdout, PREVIEWD_ROOT_PATH as waitress's `url_prefix` (SCRIPT_NAME, so `reverse()`
-and redirects include the proxy prefix). With DEBUG on and django.contrib.staticfiles installed,
+request on stdout. Under previewd's proxy, `X-Forwarded-Prefix` becomes the request's
+SCRIPT_NAME (the launcher's `WSGIForwardedPrefix`), so `reverse()` and redirects (APPEND_SLASH's
+included) carry the proxy prefix. With DEBUG on and django.contrib.staticfiles installed,
 static files are served the way `runserver` does (StaticFilesHandler); otherwise they are not.
-Like runserver's, that handler only sees STATIC_URL at the root: with a PREVIEWD_ROOT_PATH prefix
-Django adds the prefix to STATIC_URL and static files answer 404 (pages and APIs are unaffected).
+That handler sits outside the prefix wrapper and sees the stripped path, so
+`/preview/<id>/static/...` is served. `{% static %}` URLs do not carry the prefix, though:
+Django fixes STATIC_URL (with the script prefix of that moment) the first time it is read, at
+start-up, so pages link their static files at the root.
 
 Route table (PREVIEWD_ROUTES_FILE), from `get_resolver().url_patterns` walked recursively:
 - paths: the patterns of every level joined, `<int:pk>` and `(?P<pk>...)` become `{pk}`, regex
@@ -358,14 +361,6 @@ def with_static_files(settings, application):
     return StaticFilesHandler(application)
 
 
-def url_prefix():
-    root = os.environ.get("PREVIEWD_ROOT_PATH", "").strip()
-    root = root.rstrip("/")
-    if root and not root.startswith("/"):
-        root = "/" + root
-    return root
-
-
 def serve(args, kit):
     try:
         import waitress
@@ -373,11 +368,11 @@ def serve(args, kit):
         raise kit.LaunchError("waitress is not installed in this environment (%s)" % error, 1)
     settings, resolver, application = load_project(kit, args.app)
     kit.publish_routes(lambda resolver, root: route_table(kit, resolver, root), resolver)
-    app = AccessLog(with_static_files(settings, application))
+    app = AccessLog(with_static_files(settings, kit.WSGIForwardedPrefix(application)))
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
     try:
         server = waitress.create_server(
-            app, host=args.host, port=args.port, url_prefix=url_prefix(), threads=4
+            app, host=args.host, port=args.port, threads=4
         )
     except OSError as error:
         raise kit.LaunchError("the server could not start: %s" % error, 3)

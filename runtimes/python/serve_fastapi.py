@@ -1,8 +1,13 @@
 """Serves a FastAPI (or any ASGI/Starlette) app with uvicorn for previewd's launcher, and reads
 its route table from the live app: included routers (lazy in recent FastAPI), mounted sub-apps
-and WebSocket routes, without FastAPI's own documentation routes."""
+and WebSocket routes, without FastAPI's own documentation routes.
 
-import os
+Under previewd's proxy the app is served at `/preview/<id>/`: the proxy strips that prefix and
+names it in `X-Forwarded-Prefix`, and `ForwardedPrefix` makes it the request's ASGI `root_path`
+(as uvicorn's own `--root-path` would), so the app builds its URLs under it: Swagger UI at
+`/docs` loads `/preview/<id>/openapi.json`, whose `servers` is `/preview/<id>`. Requests without
+the header (previewd's envelope and health checks) are served at the root, unchanged.
+"""
 
 # Attributes of a FastAPI app naming its documentation routes, which are not the user's API.
 DOCS_ATTRIBUTES = ("openapi_url", "docs_url", "redoc_url", "swagger_ui_oauth2_redirect_url")
@@ -84,6 +89,62 @@ def asgi_route_table(kit, app, project_root, prefix=""):
     return table
 
 
+class ForwardedPrefix:
+    """ASGI middleware serving each request under the prefix previewd's proxy names.
+
+    With `X-Forwarded-Prefix: /preview/<id>`, the scope gets that `root_path`, so the URLs the
+    app builds (`request.url_for`, redirects, Swagger UI's) carry it. The proxy keeps the
+    browser's `Host`, and uvicorn has already applied `X-Forwarded-For` and `-Proto` (it trusts
+    previewd's address), so absolute URLs point where the browser is.
+
+    `path_has_root`: whether `path` and `raw_path` must start with the root path too. That is
+    the ASGI spec's reading, which uvicorn follows for its own `--root-path` and Starlette
+    >= 0.35 expects (its routing strips the root path again); older Starlette routes on `path`
+    as it is and adds the root path itself when it builds URLs.
+    """
+
+    def __init__(self, app, path_has_root):
+        self.app = app
+        self.path_has_root = path_has_root
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            scope = forwarded_scope(scope, self.path_has_root)
+        await self.app(scope, receive, send)
+
+
+def forwarded_scope(scope, path_has_root):
+    """The scope as the browser addressed it, or `scope` itself without a usable prefix."""
+    prefix = None
+    for name, value in scope["headers"]:
+        if name == b"x-forwarded-prefix":
+            prefix = value.decode("latin-1").strip().rstrip("/")
+    if not prefix or not prefix.startswith("/") or prefix.startswith("//"):
+        return scope
+    scope = dict(scope)
+    scope["root_path"] = prefix + scope.get("root_path", "")
+    if path_has_root:
+        scope["path"] = prefix + scope["path"]
+        if scope.get("raw_path") is not None:
+            scope["raw_path"] = prefix.encode("latin-1") + scope["raw_path"]
+    return scope
+
+
+def starlette_strips_root_path():
+    """False for Starlette before 0.35, which routes on the whole `path`; True otherwise (a
+    recent Starlette, or an ASGI app that is not Starlette's, for which the spec's reading
+    holds)."""
+    try:
+        import starlette  # noqa: F401
+    except ImportError:
+        return True
+    try:
+        from starlette._utils import get_route_path  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def serve(args, kit):
     try:
         import uvicorn
@@ -92,10 +153,9 @@ def serve(args, kit):
     app = kit.load_app(args.app, args.factory)
     kit.publish_routes(lambda app, root: asgi_route_table(kit, app, root), app)
     config = uvicorn.Config(
-        app,
+        ForwardedPrefix(app, starlette_strips_root_path()),
         host=args.host,
         port=args.port,
-        root_path=os.environ.get("PREVIEWD_ROOT_PATH", ""),
         log_level="info",
         access_log=True,
         lifespan="auto",

@@ -3,8 +3,10 @@ table from the live app's URL map.
 
 waitress is a production WSGI server in pure Python: no reloader, no debugger, a clean exit on
 SIGTERM (the launcher turns the signal into SystemExit). It logs no access lines itself, so the
-app is wrapped in `AccessLog`, which prints one line per request to stdout. PREVIEWD_ROOT_PATH
-becomes waitress's `url_prefix` (the app's SCRIPT_NAME), so `url_for` builds proxied URLs. An
+app is wrapped in `AccessLog`, which prints one line per request to stdout. Under previewd's
+proxy, `X-Forwarded-Prefix` becomes the request's SCRIPT_NAME (the launcher's
+`WSGIForwardedPrefix`) and waitress applies `X-Forwarded-Host/-Proto/-For` from previewd's
+address, so `url_for` builds the URLs the browser uses, `_external=True` included. An
 unguarded `app.run()` in the user's module is a no-op, as under `flask run`.
 
 The route table follows what previewd's static extraction (plugins/flask) can see, so both
@@ -189,10 +191,9 @@ def serve(args, kit):
         kit.publish_routes(lambda app, root: route_table(kit, app, root), app)
     try:
         server = waitress.create_server(
-            AccessLog(app),
+            AccessLog(kit.WSGIForwardedPrefix(app)),
             host=args.host,
             port=args.port,
-            url_prefix=os.environ.get("PREVIEWD_ROOT_PATH", ""),
             trusted_proxy=TRUSTED_PROXY,
             trusted_proxy_headers=TRUSTED_PROXY_HEADERS,
             clear_untrusted_proxy_headers=True,

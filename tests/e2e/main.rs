@@ -25,6 +25,8 @@ mod lifecycle;
 mod logs;
 /// Virtualenvs built once and shared.
 mod provisioning;
+/// The transparent proxy: streamed bodies, WebSocket, Swagger UI under the prefix, tokens.
+mod proxy;
 /// previewd restarting on the same data dir.
 mod restart;
 /// Hostile and malformed uploads.

@@ -63,6 +63,17 @@ pub fn service() -> Service {
         "Live previews of generated web backends. Upload a project (a generation), launch it, \
          follow its logs, call it, list its routes and stop it. Every `/api/v1` call needs \
          `Authorization: Bearer <token>` (`previewd token --user NAME` prints one); errors are \
-         `{\"code\", \"message\"}`.",
+         `{\"code\", \"message\"}`.\n\n\
+         A running preview is also served as itself at its `base_url`, `/preview/{preview_id}/` \
+         (outside this API): a transparent proxy that forwards any method, path, query, headers \
+         and body, streamed both ways, WebSocket included, to the app. It needs the launch's \
+         session token as the `X-Preview-Session` header, as `?token=` (taken out of the URL; the \
+         answer sets an HttpOnly `previewd_session` cookie scoped to the preview's path, so a \
+         browser or an iframe keeps working) or as that cookie; the app never sees the token. \
+         The app gets `X-Forwarded-For/-Proto/-Host/-Prefix`, and previewd's Python runtimes \
+         serve it under the prefix (FastAPI's `root_path`, WSGI's `SCRIPT_NAME`), so its own \
+         Swagger UI works at `/preview/{preview_id}/docs`. Refusals are JSON like the API's: \
+         401 token, 404 unknown preview, 503 `preview_not_running`, 502 app unreachable, 504 app \
+         silent for the request timeout.",
     )
 }
