@@ -8,9 +8,11 @@
 //! memory stays flat whatever the app writes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::warn;
 
 use super::{LogStore, NewLine};
@@ -21,6 +23,11 @@ const BUDGET_BYTES: usize = 1 << 20;
 const LINE_OVERHEAD: usize = 64;
 /// Most lines stored in one batch.
 const MAX_BATCH: usize = 8192;
+/// Least time between two writes of one preview. Each write ends in an fsync; an app printing
+/// a line every few hundred microseconds (an access log under load) would otherwise pay one
+/// per line. A line after a quiet spell is written at once; under steady output lines wait at
+/// most this long, gathering into one write.
+const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(1);
 
 /// A handle to push a preview's lines to its writer. Cheap to clone; the writer ends once every
 /// clone is dropped and the last lines are stored.
@@ -70,7 +77,20 @@ impl Ingest {
 async fn write(logs: LogStore, generation_id: String, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     let mut failing = false;
+    let mut last_write: Option<Instant> = None;
     while rx.recv_many(&mut pending, MAX_BATCH).await > 0 {
+        if let Some(due) = last_write.map(|at| at + MIN_WRITE_INTERVAL) {
+            if Instant::now() < due {
+                tokio::time::sleep_until(due).await;
+                while pending.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(more) => pending.push(more),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        last_write = Some(Instant::now());
         let (lines, permits): (Vec<NewLine>, Vec<OwnedSemaphorePermit>) =
             pending.drain(..).map(|p| (p.line, p.permit)).unzip();
         let (logs, generation_id) = (logs.clone(), generation_id.clone());
