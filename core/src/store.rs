@@ -150,7 +150,12 @@ impl Store {
 
     /// Makes every write so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        // Not `flush_async`: its futures can stay pending forever when several are polled at
+        // once (sled issues #1241 and #1308), which here froze every launch behind one.
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|join| StoreError::Sled(sled::Error::ReportableBug(join.to_string())))??;
         Ok(())
     }
 
