@@ -62,20 +62,29 @@ pub struct ExternalServer {
 
 impl ExternalServer {
     /// Starts `binary serve` on a port the system picks, with the test defaults (see
-    /// [`test_config`]) and `extra` flags (e.g. `["--max-log-lines", "20000"]`) after them.
+    /// [`test_config`]) and `extra` flags (e.g. `["--max-log-lines", "20000"]`), which replace
+    /// the defaults they name.
     pub async fn start(binary: &Path, extra: &[&str]) -> ExternalServer {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let config = test_config(data_dir.path());
-        let mut args: Vec<String> = vec![
-            "--data-dir".into(),
-            config.data_dir.display().to_string(),
-            "--cache-dir".into(),
-            config.cache_dir().display().to_string(),
-            "--port-range".into(),
-            format!("{}-{}", config.port_range.start(), config.port_range.end()),
-            "--stop-grace".into(),
-            format!("{}ms", config.stop_grace.as_millis()),
+        let defaults = [
+            ("--data-dir", config.data_dir.display().to_string()),
+            ("--cache-dir", config.cache_dir().display().to_string()),
+            (
+                "--port-range",
+                format!("{}-{}", config.port_range.start(), config.port_range.end()),
+            ),
+            (
+                "--stop-grace",
+                format!("{}ms", config.stop_grace.as_millis()),
+            ),
         ];
+        // A flag in `extra` replaces its default (clap refuses a flag given twice).
+        let mut args: Vec<String> = defaults
+            .into_iter()
+            .filter(|(flag, _)| !extra.contains(flag))
+            .flat_map(|(flag, value)| [flag.to_string(), value])
+            .collect();
         args.extend(extra.iter().map(|a| a.to_string()));
         let mut server = ExternalServer {
             base: String::new(),
@@ -167,6 +176,18 @@ impl ExternalServer {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .expect("proc fd")
             .count()
+    }
+
+    /// What the server's file descriptors point at (`socket:[…]`, `pipe:[…]`, paths), for the
+    /// message of a failed leak check.
+    pub fn fd_targets(&self) -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .map(|target| target.display().to_string())
+            .collect()
     }
 
     /// Starts the child on `self.addr` (port 0 the first time, then the port it got) and waits

@@ -6,6 +6,7 @@
 
 pub mod external;
 pub mod fixture_runs;
+pub mod fleet;
 pub mod parity;
 pub mod sse;
 
@@ -46,8 +47,10 @@ pub fn test_config(data_dir: &Path) -> Config {
     let mut config = Config::with_data_dir(data_dir);
     config.cache_dir = Some(shared_cache_dir());
     let block = NEXT_PORT_BLOCK.fetch_add(1, Ordering::SeqCst);
-    // 400 servers per process before a block comes round again; processes apart by pid.
-    let base = 20_000 + (std::process::id() % 8) as u16 * 4_000 + (block % 400) * PORTS_PER_SERVER;
+    // 150 servers per process before a block comes round again; processes apart by pid. All
+    // below 32768, where Linux starts handing out ephemeral ports for outgoing connections: an
+    // app told to listen on a port some connection happens to hold fails to bind.
+    let base = 20_000 + (std::process::id() % 8) as u16 * 1_500 + (block % 150) * PORTS_PER_SERVER;
     config.port_range = base..=base + PORTS_PER_SERVER - 1;
     config.stop_grace = Duration::from_secs(2);
     config.jwt_secret = Some("test-secret".into());

@@ -16,6 +16,13 @@ pub struct PortsExhausted {
     pub last: u16,
 }
 
+/// The system's range of ephemeral ports, when it can be read.
+fn ephemeral_ports() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut bounds = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+    Some((bounds.next()??, bounds.next()??))
+}
+
 #[derive(Debug)]
 struct State {
     in_use: HashSet<u16>,
@@ -55,8 +62,21 @@ impl Drop for PortLease {
 }
 
 impl PortPool {
-    /// A pool over `range`.
+    /// A pool over `range`. Warns when the range overlaps the ports the system hands out for
+    /// outgoing connections: a port free when leased can then be taken by a connection before
+    /// the app binds it.
     pub fn new(range: RangeInclusive<u16>) -> Arc<PortPool> {
+        if let Some((low, high)) = ephemeral_ports() {
+            if *range.start() <= high && low <= *range.end() {
+                tracing::warn!(
+                    "the preview port range {}-{} overlaps the system's ephemeral ports {low}-{high} \
+                     (net.ipv4.ip_local_port_range): an app may now and then fail to bind its port; \
+                     choose a range outside it with --port-range",
+                    range.start(),
+                    range.end()
+                );
+            }
+        }
         Arc::new(PortPool {
             state: Mutex::new(State {
                 in_use: HashSet::new(),
