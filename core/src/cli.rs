@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (embedded storage in the data dir; nothing else needed).
-    Serve(Config),
+    Serve(Box<Config>),
     /// Print a bearer token for a user, signed with the server's secret.
     Token {
         /// The user id (the token's `sub`).
@@ -79,7 +79,7 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(config) => serve(config),
+        Command::Serve(config) => serve(*config),
         Command::Token {
             user,
             ttl,

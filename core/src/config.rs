@@ -7,6 +7,7 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::supervisor::limits::{ByteSize, LimitSettings, LimitsMode};
 use crate::upload::UploadLimits;
 
 /// Settings of a previewd server.
@@ -88,6 +89,30 @@ pub struct Config {
     /// Largest upload in total (files unpacked), in bytes.
     #[arg(long, env = "PREVIEWD_MAX_TOTAL_BYTES", default_value_t = UploadLimits::default().max_total_bytes)]
     pub max_total_bytes: u64,
+
+    /// How memory, process and CPU limits are applied: `auto` (cgroups where writable, else
+    /// rlimits), `cgroup` (refuse to start without them), `rlimit` or `none`.
+    #[arg(long, env = "PREVIEWD_LIMITS", value_enum, default_value = "auto")]
+    pub limits: LimitsMode,
+
+    /// Memory of all of a preview's processes together (`512MiB`, `1GiB`, `800MB`); past it the
+    /// kernel kills the app and the preview fails as out of memory. `0`: no limit.
+    #[arg(long, env = "PREVIEWD_MEMORY_LIMIT", default_value = "512MiB")]
+    pub memory_limit: ByteSize,
+
+    /// Processes (and threads) a preview may have at once; a fork past it fails. `0`: no limit.
+    #[arg(long, env = "PREVIEWD_PIDS_LIMIT", default_value_t = 256)]
+    pub pids_limit: u64,
+
+    /// CPU a preview may use, in cores (`0.5`: half of one); it is throttled past it. `0`: no
+    /// limit.
+    #[arg(long, env = "PREVIEWD_CPU_LIMIT", default_value = "0.5", value_parser = parse_cpu)]
+    pub cpu_limit: f64,
+
+    /// Disk a preview's project folder and scratch folder (its `TMPDIR`) may take, measured
+    /// every 2 s; past it the preview is killed and fails. `0`: no limit.
+    #[arg(long, env = "PREVIEWD_DISK_LIMIT", default_value = "1GiB")]
+    pub disk_limit: ByteSize,
 }
 
 impl Config {
@@ -117,6 +142,27 @@ impl Config {
             max_file_bytes: self.max_file_bytes,
             max_total_bytes: self.max_total_bytes,
         }
+    }
+
+    /// The resource limits every preview gets.
+    pub fn limit_settings(&self) -> LimitSettings {
+        LimitSettings {
+            memory: self.memory_limit,
+            pids: self.pids_limit,
+            cpu: self.cpu_limit,
+            disk: self.disk_limit,
+            max_uptime: self.max_uptime,
+        }
+    }
+}
+
+/// Parses a number of CPU cores, `0` or more.
+fn parse_cpu(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(cores) if cores.is_finite() && cores >= 0.0 => Ok(cores),
+        _ => Err(format!(
+            "`{text}` is not a number of CPU cores (0.5, 2, 0 for no limit)"
+        )),
     }
 }
 
@@ -160,5 +206,21 @@ mod tests {
         assert_eq!(config.stop_grace, Duration::from_secs(5));
         assert_eq!(config.max_previews_per_user, 3);
         assert_eq!(config.cache_dir(), PathBuf::from("/tmp/x/cache"));
+        assert_eq!(config.limits, LimitsMode::Auto);
+        assert_eq!(config.memory_limit, ByteSize::mib(512));
+        assert_eq!(config.pids_limit, 256);
+        assert_eq!(config.cpu_limit, 0.5);
+        assert_eq!(config.disk_limit, ByteSize::gib(1));
+    }
+
+    /// CPU limits are non-negative numbers.
+    #[test]
+    fn cpu_limits() {
+        assert_eq!(parse_cpu("0.5"), Ok(0.5));
+        assert_eq!(parse_cpu("2"), Ok(2.0));
+        assert_eq!(parse_cpu("0"), Ok(0.0));
+        assert!(parse_cpu("-1").is_err());
+        assert!(parse_cpu("NaN").is_err());
+        assert!(parse_cpu("half").is_err());
     }
 }

@@ -16,6 +16,7 @@ use crate::python_env::PythonEnvs;
 use crate::registry::Registry;
 use crate::runtimes::Runtimes;
 use crate::store::{Store, StoreError};
+use crate::supervisor::limits::{Limits, LimitsError};
 use crate::supervisor::{Supervisor, SupervisorParts};
 
 /// Largest envelope request body.
@@ -36,6 +37,8 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error("setting up Python environments: {0}")]
     Python(#[from] crate::python_env::ProvisionError),
+    #[error(transparent)]
+    Limits(#[from] LimitsError),
 }
 
 /// The shared state.
@@ -106,7 +109,10 @@ impl AppState {
             path: node_envs_dir,
             source,
         })?;
+        let limits = Limits::detect(config.limits, config.limit_settings())?;
+        tracing::info!("resource limits: {}", limits.summary());
         let supervisor = Supervisor::start(SupervisorParts {
+            limits,
             config: config.clone(),
             store: store.clone(),
             logs: logs.clone(),

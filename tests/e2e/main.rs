@@ -21,6 +21,8 @@ mod flask;
 mod flow;
 /// After launch: idle timeout, maximum uptime, quota, restart, sessions, the envelope's refusals.
 mod lifecycle;
+/// Memory, process, CPU and disk limits: OOM, fork bomb, CPU share, disk, Node under limits.
+mod limits;
 /// Stored log history and stream resumption.
 mod logs;
 /// Virtualenvs built once and shared.
@@ -29,6 +31,8 @@ mod provisioning;
 mod proxy;
 /// previewd restarting on the same data dir.
 mod restart;
+/// schemathesis against the live server's own spec: no 5xx, nothing outside the spec.
+mod schema_fuzz;
 /// Hostile and malformed uploads.
 mod uploads;
 

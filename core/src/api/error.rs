@@ -41,6 +41,9 @@ pub enum ApiError {
     /// The upload or request body exceeds a limit.
     #[oai(status = 413)]
     TooLarge(Json<ErrorBody>),
+    /// The request body's Content-Type is not one the operation takes.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// The project cannot be previewed (no framework detected, no entrypoint, launch failed).
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
@@ -87,6 +90,7 @@ impl ApiError {
             404 => ApiError::NotFound(body),
             409 => ApiError::Conflict(body),
             413 => ApiError::TooLarge(body),
+            415 => ApiError::UnsupportedMediaType(body),
             422 => ApiError::Unprocessable(body),
             429 => ApiError::TooManyPreviews(body),
             502 => ApiError::BadGateway(body),

@@ -31,8 +31,10 @@ pub struct Generation {
     /// The name given at upload.
     pub name: String,
     /// The plugin that recognised the project (`fastapi`, ...), or null when none did.
+    #[oai(nullable)]
     pub framework: Option<String>,
     /// Why that plugin recognised it.
+    #[oai(nullable)]
     pub detection_reason: Option<String>,
     /// Number of files.
     pub file_count: u64,

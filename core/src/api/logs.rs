@@ -16,9 +16,9 @@ use futures_util::StreamExt;
 use poem::http::header;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::{EventStream, Json};
-use poem_openapi::registry::{MetaResponses, Registry};
-use poem_openapi::types::ToJSON;
+use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, Object, OpenApi, Union};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -85,8 +85,10 @@ pub struct StatusEvent {
     /// When it changed.
     pub ts: DateTime<Utc>,
     /// The exit code, once it ended.
+    #[oai(nullable)]
     pub exit_code: Option<i32>,
     /// Why it failed or stopped.
+    #[oai(nullable)]
     pub error: Option<String>,
 }
 
@@ -95,6 +97,31 @@ pub struct StatusEvent {
 pub enum StreamEvent {
     Log(LogEvent),
     Status(StatusEvent),
+}
+
+/// The kind of an event of the log stream.
+#[derive(Debug, Clone, Copy, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum LogStreamEventKind {
+    /// `data` is a `LogEvent`.
+    Log,
+    /// `data` is a `StatusEvent`.
+    Status,
+}
+
+// The spec's description of the stream's events; the stream itself is written by
+// `LogEventStream`.
+/// One Server-Sent Event of the log stream, as an SSE parser (a browser's `EventSource`) hands
+/// it over.
+#[derive(Debug, Object)]
+pub struct LogStreamEvent {
+    /// `log` or `status`.
+    pub event: LogStreamEventKind,
+    /// The event's JSON: a `LogEvent` for `log`, a `StatusEvent` for `status` (the two make up
+    /// `StreamEvent`).
+    pub data: String,
+    /// The seq of the last log line sent: what a reconnecting client sends as `Last-Event-ID`.
+    pub id: Option<String>,
 }
 
 /// A page of stored log lines.
@@ -164,16 +191,33 @@ impl LineFilter {
 
 /// The SSE response. Frames are written here rather than by poem's `EventStream`, so that a
 /// line's `data:` is its JSON exactly as stored (encoded once, however many clients follow),
-/// and a batch of lines leaves as one chunk; the documentation is `EventStream`'s.
+/// and a batch of lines leaves as one chunk.
+///
+/// Its schema describes one event ([`LogStreamEvent`]), as OpenAPI 3.2's `itemSchema` does
+/// and as tools read `schema` of `text/event-stream` before 3.2; poem's `EventStream`
+/// documents an array of the `data` payloads instead, which no event matches.
 pub struct LogEventStream(BoxStream<'static, Bytes>);
 
 impl ApiResponse for LogEventStream {
     fn meta() -> MetaResponses {
-        EventStream::<BoxStream<'static, StreamEvent>>::meta()
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "Server-Sent Events: `event: log` and `event: status`, each with \
+                              JSON `data`; comment heartbeats in between.",
+                status: Some(200),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "text/event-stream",
+                    schema: LogStreamEvent::schema_ref(),
+                }],
+                headers: vec![],
+            }],
+        }
     }
 
     fn register(registry: &mut Registry) {
-        EventStream::<BoxStream<'static, StreamEvent>>::register(registry);
+        LogStreamEvent::register(registry);
+        StreamEvent::register(registry);
     }
 }
 

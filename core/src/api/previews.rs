@@ -19,6 +19,7 @@ use crate::envelope::EnvelopeRequest;
 use crate::route_table::{self, Origin};
 use crate::state::AppState;
 use crate::store::{GenerationRecord, PreviewRecord, PreviewStatus};
+use crate::supervisor::limits::Limits;
 use crate::supervisor::{readiness, LaunchError, LaunchOptions};
 
 /// Output lines returned with a failed launch.
@@ -56,6 +57,7 @@ impl From<PreviewStatus> for Status {
 #[derive(Debug, Default, Object)]
 pub struct LaunchRequest {
     /// A plugin name overriding detection (`fastapi`, ...).
+    #[oai(nullable)]
     pub framework: Option<String>,
     /// Extra environment variables for the app.
     #[oai(default)]
@@ -123,13 +125,16 @@ pub struct PreviewStatusBody {
     /// Number of routes `/endpoints` lists.
     pub endpoint_count: u64,
     /// The app's exit code once it ended (128 + signal when killed by one).
+    #[oai(nullable)]
     pub exit_code: Option<i32>,
     /// Why it failed or stopped.
+    #[oai(nullable)]
     pub error: Option<String>,
     /// When it is stopped at the latest (maximum uptime).
     pub expires_at: DateTime<Utc>,
     /// While it is active: when it is stopped if nobody uses it until then (the idle timeout;
     /// proxied and envelope requests, keepalives and open log streams count as use).
+    #[oai(nullable)]
     pub idle_expires_at: Option<DateTime<Utc>>,
 }
 
@@ -153,14 +158,18 @@ pub struct EndpointInfo {
     /// Names of the path parameters.
     pub path_params: Vec<String>,
     /// One-line summary.
+    #[oai(nullable)]
     pub summary: Option<String>,
     /// Longer description (the handler's docstring).
+    #[oai(nullable)]
     pub description: Option<String>,
     /// Grouping tags.
     pub tags: Vec<String>,
     /// File of the handler, relative to the project root.
+    #[oai(nullable)]
     pub file: Option<String>,
     /// Line of the handler.
+    #[oai(nullable)]
     pub line: Option<u32>,
     /// `static` or `runtime`.
     pub source: RouteSource,
@@ -188,8 +197,10 @@ pub struct PreviewRequest {
     #[oai(default)]
     pub headers: BTreeMap<String, String>,
     /// A text body.
+    #[oai(nullable)]
     pub body: Option<String>,
     /// A binary body, base64-encoded.
+    #[oai(nullable)]
     pub body_base64: Option<String>,
 }
 
@@ -205,8 +216,10 @@ pub struct PreviewResponse {
     /// Response headers, names in lower case.
     pub headers: BTreeMap<String, String>,
     /// The body, when it is UTF-8 text.
+    #[oai(nullable)]
     pub body: Option<String>,
     /// The body, base64-encoded, when it is not text.
+    #[oai(nullable)]
     pub body_base64: Option<String>,
     /// Time from sending to the last byte, in milliseconds.
     pub elapsed_ms: f64,
@@ -240,16 +253,21 @@ pub struct HealthCheck {
 #[derive(Debug, Object)]
 pub struct PreviewConfig {
     /// The framework (plugin name) that runs it, or null when none claims the project.
+    #[oai(nullable)]
     pub framework: Option<String>,
     /// The plugin.
+    #[oai(nullable)]
     pub plugin: Option<PluginRef>,
     /// Why the plugin claimed the project.
+    #[oai(nullable)]
     pub detection_reason: Option<String>,
     /// The runtime (`python`, `node`).
+    #[oai(nullable)]
     pub runtime: Option<String>,
     /// How dependencies are installed (e.g. `uv 0.13.9`, `venv+pip`).
     pub installer: String,
     /// The command line (of the latest launch, else the one a launch would use with `$PORT`).
+    #[oai(nullable)]
     pub launch_command: Option<String>,
     /// Ports previews get, `FIRST-LAST`.
     pub port_range: String,
@@ -263,6 +281,32 @@ pub struct PreviewConfig {
     pub session_timeout_seconds: u64,
     /// Previews one user may run at once.
     pub max_previews_per_user: u64,
+    /// The resource limits each preview runs under.
+    pub limits: ResourceLimits,
+}
+
+/// The resource limits of a preview, and how this host applies them.
+#[derive(Debug, Object)]
+pub struct ResourceLimits {
+    /// How memory, process and CPU limits are applied: `cgroup v1`, `cgroup v2`, `rlimit` or
+    /// `none` (joined with ` + ` when they differ, e.g. `cgroup v2 + rlimit`).
+    pub mechanism: String,
+    /// What previewd found on the host at start-up, as it logged it.
+    pub detail: String,
+    /// Memory of all the preview's processes together, in bytes; past it the app is killed and
+    /// the preview fails as out of memory. Null: no limit.
+    #[oai(nullable)]
+    pub memory_bytes: Option<u64>,
+    /// Processes (and threads) at once. Null: no limit.
+    #[oai(nullable)]
+    pub pids: Option<u64>,
+    /// CPU, in cores (0.5: half of one). Null: no limit.
+    #[oai(nullable)]
+    pub cpu_cores: Option<f64>,
+    /// Disk taken by the project and scratch folders, in bytes; past it the preview is killed
+    /// and fails. Null: no limit.
+    #[oai(nullable)]
+    pub disk_bytes: Option<u64>,
 }
 
 /// Preview operations.
@@ -533,7 +577,21 @@ impl PreviewsApi {
             idle_timeout_seconds: config.idle_timeout.as_secs(),
             session_timeout_seconds: config.session_timeout.as_secs(),
             max_previews_per_user: config.max_previews_per_user as u64,
+            limits: resource_limits(state.supervisor.limits()),
         }))
+    }
+}
+
+/// The `/config` view of the limits.
+fn resource_limits(limits: &Limits) -> ResourceLimits {
+    let settings = limits.settings();
+    ResourceLimits {
+        mechanism: limits.mechanism(),
+        detail: limits.summary().to_string(),
+        memory_bytes: settings.memory.limit(),
+        pids: (settings.pids > 0).then_some(settings.pids),
+        cpu_cores: (settings.cpu > 0.0).then_some(settings.cpu),
+        disk_bytes: settings.disk.limit(),
     }
 }
 

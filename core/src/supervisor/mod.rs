@@ -1,10 +1,11 @@
 //! Starts, watches and stops preview processes.
 //!
 //! Each launch becomes a task that owns the preview from start to end, in a tracing span of its
-//! own: it provisions the runtime, spawns the launcher in a new session, streams its output into
-//! the [`LogStore`], probes readiness, waits for the process to exit or for a stop, kills the
-//! whole process tree, confirms the port is free and releases it. Every step is a `system` line
-//! in the generation's log and every status change is saved and published.
+//! own: it provisions the runtime, spawns the launcher in a new session and in the preview's
+//! cgroup (with its resource limits), streams its output into the [`LogStore`], probes
+//! readiness, waits for the process to exit, a stop or a broken limit, kills the whole process
+//! tree and cgroup, confirms the port is free and releases it. Every step is a `system` line in
+//! the generation's log and every status change is saved and published.
 //!
 //! # Layout
 //! - [`port_pool`]: ports checked free by binding, leased for a preview's life.
@@ -12,8 +13,10 @@
 //! - [`readiness`]: the HTTP readiness probe.
 //! - [`line_reader`]: bounded line splitting of untrusted output.
 //! - [`activity`]: a preview's last real use, for the idle timeout.
+//! - [`limits`]: memory, process, CPU and disk limits: cgroups (v1 or v2) or rlimits.
 
 pub mod activity;
+pub mod limits;
 pub mod line_reader;
 pub mod port_pool;
 pub mod process_tree;
@@ -22,7 +25,7 @@ pub mod readiness;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -45,6 +48,8 @@ use crate::runtimes::{self, Runtimes};
 pub use crate::store::LaunchOptions;
 use crate::store::{GenerationRecord, PreviewRecord, PreviewStatus, Store, StoreError};
 use activity::Activity;
+use limits::cgroup::PreviewCgroup;
+use limits::{disk, Limits};
 use port_pool::{PortLease, PortPool};
 use process_tree::{ProcessTree, Usage, MARKER_VAR};
 use readiness::Probe;
@@ -57,6 +62,8 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 const PIPE_BUFFER: usize = 64 * 1024;
 /// How long a stopped tree may take to vanish after SIGKILL, and the port to be free again.
 const KILL_CONFIRM: Duration = Duration::from_secs(3);
+/// How often a preview's disk use (and OOM kills of its lesser processes) are looked at.
+const LIMIT_CHECK: Duration = Duration::from_secs(2);
 /// Variables of previewd's own environment an app inherits; nothing else (no secrets) leaks.
 const INHERITED_ENV: &[&str] = &[
     "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER",
@@ -139,6 +146,8 @@ struct Running {
     cpu_sample: Mutex<Option<(Instant, u64)>>,
     done: tokio::sync::Notify,
     activity: Activity,
+    /// The preview's cgroup, once made (just before its process starts).
+    cgroup: OnceLock<PreviewCgroup>,
 }
 
 impl Running {
@@ -161,10 +170,16 @@ impl Running {
         let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         recent.iter().cloned().collect::<Vec<_>>().join("\n")
     }
+
+    /// The preview's cgroup (empty before it has one, or on a host without cgroups).
+    fn cgroup(&self) -> PreviewCgroup {
+        self.cgroup.get().cloned().unwrap_or_default()
+    }
 }
 
 struct Inner {
     config: Config,
+    limits: Limits,
     store: Store,
     logs: LogStore,
     registry: Registry,
@@ -190,6 +205,8 @@ pub struct Supervisor {
 /// Everything a supervisor works with.
 pub struct SupervisorParts {
     pub config: Config,
+    /// The resource limits previews get, as detected on this host.
+    pub limits: Limits,
     pub store: Store,
     pub logs: LogStore,
     pub registry: Registry,
@@ -209,6 +226,7 @@ impl Supervisor {
             inner: Arc::new(Inner {
                 ports: PortPool::new(parts.config.port_range.clone()),
                 config: parts.config,
+                limits: parts.limits,
                 store: parts.store,
                 logs: parts.logs,
                 registry: parts.registry,
@@ -224,6 +242,11 @@ impl Supervisor {
         };
         supervisor.recover().await?;
         Ok(supervisor)
+    }
+
+    /// The resource limits previews get.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
     }
 
     /// The plugin registry.
@@ -309,6 +332,7 @@ impl Supervisor {
             cpu_sample: Mutex::default(),
             done: tokio::sync::Notify::new(),
             activity: Activity::default(),
+            cgroup: OnceLock::new(),
         });
         inner
             .running
@@ -390,7 +414,7 @@ impl Supervisor {
         let record = running.record();
         let usage = match record.pgid {
             Some(pgid) => {
-                let tree = ProcessTree::new(pgid, &record.id);
+                let tree = ProcessTree::new(pgid, &record.id).with_cgroup(running.cgroup());
                 tokio::task::spawn_blocking(move || tree.usage())
                     .await
                     .unwrap_or_default()
@@ -549,7 +573,15 @@ impl Supervisor {
                 }
                 _ => ProcessTree::marked(&record.id),
             };
+            let cgroup = self.inner.limits.existing(&record.id);
+            let tree = tree.with_cgroup(cgroup.clone());
             let killed = tree.signal(Signal::SIGKILL);
+            // The cgroup goes once the kernel has finished its processes (removal retries).
+            match tokio::task::spawn_blocking(move || cgroup.remove()).await {
+                Ok(Err(err)) => warn!("preview {}: {err}", record.id),
+                Err(err) => warn!("preview {}: removing its cgroup: {err}", record.id),
+                Ok(Ok(())) => {}
+            }
             let reason = "previewd restarted while this preview was active; it was stopped";
             record.status = PreviewStatus::Stopped;
             record.ended_at = Some(Utc::now());
@@ -674,9 +706,19 @@ impl PreviewRun {
         if let Some(reason) = self.stop_requested() {
             return self.stopped_or_failed(reason);
         }
+        let record = self.running.record();
+        match self.supervisor.inner.limits.create(&record.id) {
+            Ok(cgroup) => {
+                let _ = self.running.cgroup.set(cgroup);
+            }
+            Err(err) => return failed(None, format!("setting up the preview's cgroup: {err}")),
+        }
         let mut child = match self.spawn(&interpreter).await {
             Ok(child) => child,
-            Err(error) => return failed(None, error),
+            Err(error) => {
+                self.remove_cgroup().await;
+                return failed(None, error);
+            }
         };
         let readers = self.read_output(&mut child);
         let outcome = self.watch(&mut child, &mut stop).await;
@@ -688,6 +730,7 @@ impl PreviewRun {
             futures_util::future::join_all(readers),
         )
         .await;
+        self.remove_cgroup().await;
         let exit_code = match child.try_wait() {
             Ok(Some(status)) => exit_code(status),
             _ => None,
@@ -781,8 +824,14 @@ impl PreviewRun {
         let project_dir = self.supervisor.project_dir(&record.generation_id);
         let work_dir = project_dir.join(&self.plan.working_dir);
         let scratch = inner.previews_dir.join(&record.id);
-        std::fs::create_dir_all(&scratch)
-            .map_err(|err| format!("creating {}: {err}", scratch.display()))?;
+        // The app's temporary files go to the scratch folder, inside its disk limit.
+        let tmp = scratch.join("tmp");
+        std::fs::create_dir_all(&tmp)
+            .map_err(|err| format!("creating {}: {err}", tmp.display()))?;
+        let setup = inner
+            .limits
+            .child_setup(&self.running.cgroup(), self.plan.runtime)
+            .map_err(|err| format!("preparing the preview's limits: {err}"))?;
         // Python's `-u`: unbuffered output. Node writes to pipes without buffering anyway.
         let (launcher, flags): (_, &[&str]) = match self.plan.runtime {
             Runtime::Python => (inner.runtimes.python_launcher(), &["-u"]),
@@ -801,6 +850,8 @@ impl PreviewRun {
                     .iter()
                     .filter_map(|k| Some((*k, std::env::var_os(k)?))),
             )
+            .env("TMPDIR", &tmp)
+            .envs(inner.limits.child_env(self.plan.runtime).iter().copied())
             .envs(&self.plan.env)
             .envs(&self.options.env)
             .env("PORT", record.port.to_string())
@@ -818,12 +869,12 @@ impl PreviewRun {
                 command.env("VIRTUAL_ENV", venv);
             }
         }
-        // SAFETY: setsid is async-signal-safe; the closure touches nothing else.
+        // SAFETY: setsid is async-signal-safe, and so is the set-up (open, write, close and
+        // setrlimit on data prepared before the fork); the closure touches nothing else.
         unsafe {
-            command.pre_exec(|| {
-                nix::unistd::setsid()
-                    .map(drop)
-                    .map_err(std::io::Error::from)
+            command.pre_exec(move || {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                setup.apply()
             });
         }
         let shown = format!(
@@ -847,6 +898,7 @@ impl PreviewRun {
             "started process {pid} in {}: {shown}",
             work_dir.display()
         ));
+        self.system(inner.limits.describe(self.plan.runtime));
         Ok(child)
     }
 
@@ -897,15 +949,18 @@ impl PreviewRun {
         let started = Instant::now();
         let probe = Probe::new(port, &self.plan.readiness.path);
         let deadline = tokio::time::sleep(inner.config.startup_timeout);
+        let limits = self.enforce_limits();
+        tokio::pin!(limits);
         tokio::select! {
             exit = child.wait() => {
                 let code = exit.ok().and_then(exit_code);
-                return failed(code, format!(
+                return self.exited(code, format!(
                     "the app exited{} before answering HTTP on port {port}. Its last output:\n{}",
                     code.map(|c| format!(" with code {c}")).unwrap_or_default(),
                     self.running.recent_output()
                 ));
             }
+            error = &mut limits => return failed(None, error),
             _ = until_stop_requested(stop) => return self.stopping().await,
             _ = deadline => {
                 return failed(None, format!(
@@ -941,8 +996,9 @@ impl PreviewRun {
                     code.map(|c| format!(" with code {c}")).unwrap_or_default(),
                     self.running.recent_output()
                 );
-                failed(code, error)
+                self.exited(code, error)
             }
+            error = &mut limits => failed(None, error),
             _ = until_stop_requested(stop) => self.stopping().await,
             _ = tokio::time::sleep(expires_in) => {
                 self.running.stop.send_replace(Some(format!(
@@ -958,6 +1014,73 @@ impl PreviewRun {
                 )));
                 self.stopping().await
             }
+        }
+    }
+
+    /// How an app that exited on its own failed: out of memory when the kernel killed any of
+    /// its processes for it, else `error`.
+    fn exited(&self, code: Option<i32>, error: String) -> Outcome {
+        if self.running.cgroup().oom_kills().unwrap_or(0) > 0 {
+            return failed(code, self.supervisor.inner.limits.oom_reason());
+        }
+        failed(code, error)
+    }
+
+    /// Resolves with the error to fail with once the preview takes more disk than its limit
+    /// (measured every [`LIMIT_CHECK`]); meanwhile says in the log when the kernel kills one of
+    /// its processes for memory while the app lives on. Never resolves without a disk limit.
+    async fn enforce_limits(&self) -> String {
+        let limits = &self.supervisor.inner.limits;
+        let cgroup = self.running.cgroup();
+        let disk_limit = limits.settings().disk.limit();
+        if disk_limit.is_none() && cgroup.oom_kills().is_none() {
+            return std::future::pending().await;
+        }
+        let record = self.running.record();
+        let dirs = vec![
+            self.supervisor.project_dir(&record.generation_id),
+            self.supervisor.inner.previews_dir.join(&record.id),
+        ];
+        let mut oom_kills = 0;
+        loop {
+            tokio::time::sleep(LIMIT_CHECK).await;
+            let kills = cgroup.oom_kills().unwrap_or(0);
+            if kills > oom_kills {
+                let limit = match limits.settings().memory.limit() {
+                    Some(_) => format!(" (limit {})", limits.settings().memory),
+                    None => String::new(),
+                };
+                self.system(format!(
+                    "out of memory: the kernel killed {} process(es) of the preview{limit}",
+                    kills - oom_kills
+                ));
+                oom_kills = kills;
+            }
+            let Some(limit) = disk_limit else {
+                continue;
+            };
+            let measured = dirs.clone();
+            let used = tokio::task::spawn_blocking(move || disk::usage(&measured))
+                .await
+                .unwrap_or_default();
+            if used > limit {
+                self.system(format!(
+                    "disk limit exceeded: the project and scratch folders take {:.1} MiB (limit {})",
+                    used as f64 / (1u64 << 20) as f64,
+                    limits.settings().disk
+                ));
+                return limits.disk_reason();
+            }
+        }
+    }
+
+    /// Removes the preview's cgroup once its processes are gone.
+    async fn remove_cgroup(&self) {
+        let cgroup = self.running.cgroup();
+        match tokio::task::spawn_blocking(move || cgroup.remove()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => warn!("{err}"),
+            Err(err) => warn!("removing the preview's cgroup: {err}"),
         }
     }
 
@@ -1025,7 +1148,7 @@ impl PreviewRun {
         let Some(pgid) = record.pgid else {
             return;
         };
-        let tree = ProcessTree::new(pgid, &record.id);
+        let tree = ProcessTree::new(pgid, &record.id).with_cgroup(self.running.cgroup());
         let grace = self.supervisor.inner.config.stop_grace;
         if graceful {
             let count = tree.signal(Signal::SIGTERM);
@@ -1059,6 +1182,15 @@ impl PreviewRun {
             warn!("port {port} is still taken after the preview ended");
         }
         self.lease.take();
+        // Temporary files end with the preview that made them.
+        let record = self.running.record();
+        let tmp = self
+            .supervisor
+            .inner
+            .previews_dir
+            .join(&record.id)
+            .join("tmp");
+        let _ = tokio::fs::remove_dir_all(tmp).await;
         self.system(match (outcome.status, outcome.exit_code) {
             (PreviewStatus::Failed, _) => {
                 format!("failed: {}", outcome.error.clone().unwrap_or_default())

@@ -3,12 +3,15 @@
 //! A preview runs in a session and process group of its own, but an app can fork children that
 //! call `setsid` or change group. So the tree is everything in the preview's process group, every
 //! descendant of those, and every process carrying the preview's marker in its environment
-//! (inherited by all descendants unless they wipe it). Zombies are dead and are left out.
+//! (inherited by all descendants unless they wipe it), and every process in the preview's
+//! cgroup when it has one (which nothing inside can leave). Zombies are dead and are left out.
 
 use std::collections::{HashMap, HashSet};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+
+use super::limits::cgroup::PreviewCgroup;
 
 /// The environment variable set on every preview process, naming its preview.
 pub const MARKER_VAR: &str = "PREVIEWD_PREVIEW_ID";
@@ -40,6 +43,8 @@ pub struct ProcessTree {
     /// The group leader, when known; a tree found by marker alone has none.
     pgid: Option<i32>,
     marker: String,
+    /// The preview's cgroup (empty when it has none).
+    cgroup: PreviewCgroup,
 }
 
 impl ProcessTree {
@@ -48,6 +53,7 @@ impl ProcessTree {
         ProcessTree {
             pgid: Some(pgid),
             marker: format!("{MARKER_VAR}={preview_id}"),
+            cgroup: PreviewCgroup::default(),
         }
     }
 
@@ -57,7 +63,14 @@ impl ProcessTree {
         ProcessTree {
             pgid: None,
             marker: format!("{MARKER_VAR}={preview_id}"),
+            cgroup: PreviewCgroup::default(),
         }
+    }
+
+    /// The same tree, with every process of the preview's `cgroup` in it too.
+    pub fn with_cgroup(mut self, cgroup: PreviewCgroup) -> ProcessTree {
+        self.cgroup = cgroup;
+        self
     }
 
     /// The live processes of the tree.
@@ -75,6 +88,8 @@ impl ProcessTree {
         for pid in &pids {
             let _ = kill(Pid::from_raw(*pid), signal);
         }
+        // Then the cgroup, which holds whatever forked or escaped meanwhile.
+        self.cgroup.signal(signal);
         pids.len()
     }
 
@@ -91,11 +106,13 @@ impl ProcessTree {
 
     fn members(&self) -> HashMap<i32, Stat> {
         let all = all_processes();
+        let in_cgroup: HashSet<i32> = self.cgroup.pids().into_iter().collect();
         let mut members: HashSet<i32> = all
             .iter()
             .filter(|(pid, stat)| {
                 self.pgid
                     .is_some_and(|pgid| stat.pgrp == pgid || **pid == pgid)
+                    || in_cgroup.contains(pid)
                     || self.has_marker(**pid)
             })
             .map(|(pid, _)| *pid)

@@ -105,7 +105,11 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::upload::test_support::{any_limits, checked_upload, hostile_name};
 
     fn text(path: &str, content: &str) -> UploadFile {
         UploadFile {
@@ -288,5 +292,37 @@ mod tests {
     #[test]
     fn empty_upload_is_refused() {
         assert_eq!(upload(&[], &UploadLimits::default()), Err("empty_upload"));
+    }
+
+    /// Contents as a JSON upload sends them: text, valid base64, and base64 that is not.
+    fn content() -> impl Strategy<Value = (String, Encoding)> {
+        prop_oneof![
+            ".{0,80}".prop_map(|text| (text, Encoding::Utf8)),
+            vec(any::<u8>(), 0..150).prop_map(|bytes| (BASE64.encode(bytes), Encoding::Base64)),
+            "[A-Za-z0-9+/=\\s!-]{0,40}".prop_map(|text| (text, Encoding::Base64)),
+        ]
+    }
+
+    proptest! {
+        /// Any list of files (escaping, malformed, junk, duplicate or over-long paths; text,
+        /// base64 and broken base64) is refused with a typed error or written inside the folder
+        /// within the limits; nothing is written beside it.
+        #[test]
+        fn generated_uploads_stay_inside(
+            files in vec((hostile_name(), content()), 0..6),
+            limits in any_limits(),
+        ) {
+            let _ = checked_upload(&limits, |dest, resolve| {
+                let files: Vec<UploadFile> = files
+                    .iter()
+                    .map(|(path, (content, encoding))| UploadFile {
+                        path: resolve(path),
+                        content: content.clone(),
+                        encoding: *encoding,
+                    })
+                    .collect();
+                write_files(&files, dest, &limits)
+            });
+        }
     }
 }

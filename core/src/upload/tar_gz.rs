@@ -177,10 +177,14 @@ mod tests {
 
     use flate2::write::GzEncoder;
     use flate2::Compression;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
     use tar::{Builder, Header};
 
     use super::*;
-    use crate::upload::test_support::{files_in, try_extract};
+    use crate::upload::test_support::{
+        any_limits, checked_extract, checked_upload, files_in, hostile_name, try_extract,
+    };
     use crate::upload::ArchiveKind;
 
     /// A tar entry written byte by byte, bypassing the builder's path checks.
@@ -552,5 +556,192 @@ mod tests {
     fn folders_only_is_empty() {
         assert_eq!(refused(&[raw("d/", EntryType::Directory)]), "empty_upload");
         assert_eq!(refused(&[]), "empty_upload");
+    }
+
+    /// One entry of a generated tar: any name (bytes), type, mode and link name, and data whose
+    /// length the header may misstate (`size`).
+    #[derive(Debug, Clone)]
+    struct Generated {
+        name: Vec<u8>,
+        kind: u8,
+        mode: u32,
+        size: Option<u64>,
+        data: Vec<u8>,
+        link: String,
+    }
+
+    fn generated_entry() -> impl Strategy<Value = Generated> {
+        let name = prop_oneof![
+            8 => hostile_name().prop_map(String::into_bytes),
+            1 => vec(any::<u8>(), 0..120),
+        ];
+        let kind = prop_oneof![
+            12 => Just(b'0'),
+            2 => Just(b'5'),
+            2 => prop::sample::select(b"\x00123467gxLKSVDMN".to_vec()),
+            1 => any::<u8>(),
+        ];
+        let size = prop_oneof![
+            8 => Just(None),
+            1 => any::<u64>().prop_map(Some),
+            1 => (0u64..1 << 40).prop_map(Some),
+        ];
+        (
+            name,
+            kind,
+            0u32..0o1_000_000,
+            size,
+            vec(any::<u8>(), 0..120),
+            hostile_name(),
+        )
+            .prop_map(|(name, kind, mode, size, data, link)| Generated {
+                name,
+                kind,
+                mode,
+                size,
+                data,
+                link,
+            })
+    }
+
+    /// Plain files with honest headers: a well-formed archive to cut and damage.
+    fn plain_entries() -> impl Strategy<Value = Vec<Generated>> {
+        vec(
+            ("[a-c]{1,3}(/[a-c]{1,3}){0,2}", vec(any::<u8>(), 0..120)),
+            1..6,
+        )
+        .prop_map(|files| {
+            files
+                .into_iter()
+                .map(|(name, data)| Generated {
+                    name: name.into_bytes(),
+                    kind: b'0',
+                    mode: 0o644,
+                    size: None,
+                    data,
+                    link: String::new(),
+                })
+                .collect()
+        })
+    }
+
+    /// Appends one header and its data, padded to the block size; returns the header's offset.
+    fn push_block(tar: &mut Vec<u8>, header: &Header, data: &[u8]) -> usize {
+        let at = tar.len();
+        tar.extend_from_slice(header.as_bytes());
+        tar.extend_from_slice(data);
+        tar.resize(tar.len().next_multiple_of(512), 0);
+        at
+    }
+
+    /// The raw tar of `entries`, names passed through `resolve` (names over 100 bytes get a GNU
+    /// long-name record first), and the offset of every header.
+    fn raw_tar(entries: &[Generated], resolve: &dyn Fn(&str) -> String) -> (Vec<u8>, Vec<usize>) {
+        let (mut tar, mut headers) = (Vec::new(), Vec::new());
+        for entry in entries {
+            let name = match std::str::from_utf8(&entry.name) {
+                Ok(name) => resolve(name).into_bytes(),
+                Err(_) => entry.name.clone(),
+            };
+            if name.len() > 100 {
+                let mut long = raw("././@LongLink", EntryType::GNULongName).header();
+                long.set_size(name.len() as u64 + 1);
+                long.set_cksum();
+                let mut data = name.clone();
+                data.push(0);
+                headers.push(push_block(&mut tar, &long, &data));
+            }
+            let link = resolve(&entry.link);
+            let link = &link.as_bytes()[..link.len().min(100)];
+            let mut header = Raw {
+                name: &name[..name.len().min(100)],
+                kind: EntryType::new(entry.kind),
+                mode: entry.mode,
+                size: entry.size.unwrap_or(entry.data.len() as u64),
+                link,
+            }
+            .header();
+            header.set_cksum();
+            headers.push(push_block(&mut tar, &header, &entry.data));
+        }
+        tar.extend_from_slice(&[0; 1024]);
+        (tar, headers)
+    }
+
+    proptest! {
+        /// Any entries (escaping names, links, devices, unknown types, long names, sizes that
+        /// lie, huge or not) are refused with a typed error or land inside the folder within
+        /// the limits; nothing is written beside it.
+        #[test]
+        fn generated_archives_stay_inside(
+            entries in vec(generated_entry(), 0..6),
+            limits in any_limits(),
+        ) {
+            let _ = checked_upload(&limits, |dest, resolve| {
+                let (tar, _) = raw_tar(&entries, resolve);
+                extract(&gzip(&tar), dest, &limits)
+            });
+        }
+
+        /// Arbitrary bytes, raw or behind a gzip header, and valid gzip of arbitrary bytes,
+        /// are refused, never a panic.
+        #[test]
+        fn arbitrary_bytes_are_refused(
+            bytes in vec(any::<u8>(), 0..2048),
+            framing in 0..3,
+            limits in any_limits(),
+        ) {
+            let bytes = match framing {
+                0 => bytes,
+                1 => [&b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"[..], &bytes].concat(),
+                _ => gzip(&bytes),
+            };
+            let _ = checked_extract(&bytes, ArchiveKind::TarGz, &limits);
+        }
+
+        /// A well-formed archive cut anywhere, or with bytes overwritten (in the tar, headers
+        /// re-checksummed or not, or in the gzip stream), is refused or extracted within the
+        /// limits; never a panic.
+        #[test]
+        fn cut_and_damaged_archives(
+            entries in plain_entries(),
+            cut in any::<prop::sample::Index>(),
+            damage in vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+            mode in 0..4,
+            fix_checksums in any::<bool>(),
+            limits in any_limits(),
+        ) {
+            let (mut tar, headers) = raw_tar(&entries, &str::to_owned);
+            let bytes = match mode {
+                0 => {
+                    let bytes = gzip(&tar);
+                    bytes[..cut.index(bytes.len() + 1)].to_vec()
+                }
+                1 => gzip(&tar[..cut.index(tar.len() + 1)]),
+                2 => {
+                    let mut bytes = gzip(&tar);
+                    for (at, byte) in &damage {
+                        let at = at.index(bytes.len());
+                        bytes[at] = *byte;
+                    }
+                    bytes
+                }
+                _ => {
+                    for (at, byte) in &damage {
+                        let at = at.index(tar.len());
+                        tar[at] = *byte;
+                    }
+                    if fix_checksums {
+                        for at in headers {
+                            let mut header = Header::from_byte_slice(&tar[at..at + 512]).clone();
+                            header.set_cksum();
+                            tar[at..at + 512].copy_from_slice(header.as_bytes());
+                        }
+                    }
+                    gzip(&tar)
+                }
+            };
+            let _ = checked_extract(&bytes, ArchiveKind::TarGz, &limits);
+        }
     }
 }

@@ -127,11 +127,15 @@ mod tests {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
+    use proptest::collection::{btree_map, vec};
+    use proptest::prelude::*;
     use zip::write::SimpleFileOptions;
     use zip::ZipWriter;
 
     use super::*;
-    use crate::upload::test_support::{files_in, try_extract};
+    use crate::upload::test_support::{
+        any_limits, checked_extract, checked_upload, files_in, hostile_name, try_extract,
+    };
     use crate::upload::ArchiveKind;
 
     fn deflated() -> SimpleFileOptions {
@@ -400,5 +404,145 @@ mod tests {
             extract_code(&bytes, &UploadLimits::default()),
             Err("empty_upload")
         );
+    }
+
+    /// What a generated zip entry is.
+    #[derive(Debug, Clone, Copy)]
+    enum Shape {
+        File,
+        Folder,
+        Link,
+    }
+
+    /// One entry of a generated zip: any name, shape, external attributes (file type and
+    /// permission bits) and content.
+    #[derive(Debug, Clone)]
+    struct Generated {
+        name: String,
+        shape: Shape,
+        attributes: Option<u32>,
+        deflate: bool,
+        data: Vec<u8>,
+    }
+
+    fn generated_entry() -> impl Strategy<Value = Generated> {
+        let shape = prop_oneof![
+            8 => Just(Shape::File),
+            2 => Just(Shape::Folder),
+            1 => Just(Shape::Link),
+        ];
+        let file_type = prop::sample::select(vec![
+            0, S_IFREG, S_IFDIR, S_IFLNK, 0o020_000, 0o060_000, 0o010_000, 0o140_000,
+        ]);
+        let attributes = prop_oneof![
+            6 => Just(None),
+            2 => (file_type, 0u32..0o10_000).prop_map(|(kind, mode)| Some((kind | mode) << 16)),
+            1 => any::<u32>().prop_map(Some),
+        ];
+        (
+            hostile_name(),
+            shape,
+            attributes,
+            any::<bool>(),
+            vec(any::<u8>(), 0..120),
+        )
+            .prop_map(|(name, shape, attributes, deflate, data)| Generated {
+                name,
+                shape,
+                attributes,
+                deflate,
+                data,
+            })
+    }
+
+    /// The zip of `entries`, names (and link targets, taken from the content) passed through
+    /// `resolve`. Entries the writer refuses (a name given twice, say) are left out.
+    fn generated_zip(entries: &[Generated], resolve: &dyn Fn(&str) -> String) -> Vec<u8> {
+        let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
+        for entry in entries {
+            let name = resolve(&entry.name);
+            let method = if entry.deflate {
+                CompressionMethod::Deflated
+            } else {
+                CompressionMethod::Stored
+            };
+            let mut options = SimpleFileOptions::default().compression_method(method);
+            if let Some(attributes) = entry.attributes {
+                options = options.external_attributes(attributes);
+            }
+            let _ = match entry.shape {
+                Shape::File => writer
+                    .start_file(name, options)
+                    .map_err(io::Error::other)
+                    .and_then(|()| writer.write_all(&entry.data)),
+                Shape::Folder => writer
+                    .add_directory(name, options)
+                    .map_err(io::Error::other),
+                Shape::Link => {
+                    let target = resolve(&String::from_utf8_lossy(&entry.data));
+                    writer
+                        .add_symlink(name, target, options)
+                        .map_err(io::Error::other)
+                }
+            };
+        }
+        writer.finish().map(Cursor::into_inner).unwrap_or_default()
+    }
+
+    proptest! {
+        /// Any entries (escaping names, links, devices by their mode bits, folders, junk) are
+        /// refused with a typed error or land inside the folder within the limits; nothing is
+        /// written beside it. Sizes in the headers may also lie, by any amount.
+        #[test]
+        fn generated_archives_stay_inside(
+            entries in vec(generated_entry(), 0..6),
+            declared in prop_oneof![3 => Just(None), 1 => any::<u32>().prop_map(Some)],
+            limits in any_limits(),
+        ) {
+            let _ = checked_upload(&limits, |dest, resolve| {
+                let mut bytes = generated_zip(&entries, resolve);
+                if let Some(size) = declared {
+                    declare_size(&mut bytes, size);
+                }
+                extract(&bytes, dest, &limits)
+            });
+        }
+
+        /// Arbitrary bytes, raw or behind a zip signature, are refused, never a panic.
+        #[test]
+        fn arbitrary_bytes_are_refused(
+            bytes in vec(any::<u8>(), 0..2048),
+            signature in prop::sample::select(vec![&b""[..], b"PK\x03\x04", b"PK\x05\x06"]),
+            limits in any_limits(),
+        ) {
+            let bytes = [signature, &bytes].concat();
+            let _ = checked_extract(&bytes, ArchiveKind::Zip, &limits);
+        }
+
+        /// A well-formed zip with bytes overwritten anywhere, and maybe cut anywhere (from
+        /// either end: the central directory is at the end), is refused or extracted within
+        /// the limits; never a panic.
+        #[test]
+        fn cut_and_damaged_archives(
+            files in btree_map("[a-c]{1,3}(/[a-c]{1,3}){0,2}", vec(any::<u8>(), 0..120), 1..6),
+            cut in prop::option::of(any::<prop::sample::Index>()),
+            from_start in any::<bool>(),
+            damage in vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+            limits in any_limits(),
+        ) {
+            let files: Vec<(&str, &[u8])> =
+                files.iter().map(|(name, data)| (name.as_str(), &data[..])).collect();
+            let mut bytes = zip_of(&files);
+            for (at, byte) in &damage {
+                let at = at.index(bytes.len());
+                bytes[at] = *byte;
+            }
+            let bytes = match cut.map(|cut| cut.index(bytes.len() + 1)) {
+                Some(cut) if from_start => &bytes[cut..],
+                Some(cut) => &bytes[..cut],
+                None => &bytes[..],
+            };
+            let _ = checked_extract(bytes, ArchiveKind::Zip, &limits);
+        }
     }
 }
