@@ -33,3 +33,29 @@ impl Launch {
         }
     }
 }
+
+/// A source file as hostile or broken input: arbitrary bytes, or `seed` (a real app's source)
+/// with bytes overwritten, deleted or inserted, brackets and quotes among them.
+pub fn mangled(seed: &'static [u8]) -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    let byte = prop_oneof![
+        any::<u8>(),
+        prop::sample::select(b"()[]{}<>:;,.='\"`\\@\n".to_vec())
+    ];
+    let edits = vec((any::<prop::sample::Index>(), 0u8..3, byte), 0..24).prop_map(move |edits| {
+        let mut bytes = seed.to_vec();
+        for (at, edit, byte) in edits {
+            let at = at.index(bytes.len() + 1);
+            match edit {
+                0 if at < bytes.len() => bytes[at] = byte,
+                1 if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                _ => bytes.insert(at, byte),
+            }
+        }
+        bytes
+    });
+    prop_oneof![1 => vec(any::<u8>(), 0..512), 3 => edits]
+}

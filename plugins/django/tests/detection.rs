@@ -1,9 +1,10 @@
 //! Detection, launch-plan and extraction edge cases on throwaway projects: other launch files,
 //! split settings, weak evidence, no evidence, and inputs that must not panic.
 
+use previewd_plugin_api::testing::mangled;
 use previewd_plugin_api::{PluginError, Project, RuntimePlugin};
 use previewd_plugin_django::DjangoPlugin;
-use proptest::collection::vec;
+
 use proptest::prelude::*;
 
 /// A project made of `files` (path, content) in a temporary folder.
@@ -169,30 +170,6 @@ fn hostile_input() {
     let found = routes(&project);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, "GET");
-}
-
-/// A source file as hostile or broken input: arbitrary bytes, or `seed` (a real app's source)
-/// with bytes overwritten, deleted or inserted, brackets and quotes among them.
-fn mangled(seed: &'static [u8]) -> impl Strategy<Value = Vec<u8>> {
-    let byte = prop_oneof![
-        any::<u8>(),
-        prop::sample::select(b"()[]{}<>:;,.='\"`\\@\n".to_vec())
-    ];
-    let edits = vec((any::<prop::sample::Index>(), 0u8..3, byte), 0..24).prop_map(move |edits| {
-        let mut bytes = seed.to_vec();
-        for (at, edit, byte) in edits {
-            let at = at.index(bytes.len() + 1);
-            match edit {
-                0 if at < bytes.len() => bytes[at] = byte,
-                1 if at < bytes.len() => {
-                    bytes.remove(at);
-                }
-                _ => bytes.insert(at, byte),
-            }
-        }
-        bytes
-    });
-    prop_oneof![1 => vec(any::<u8>(), 0..512), 3 => edits]
 }
 
 proptest! {
