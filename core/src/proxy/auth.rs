@@ -16,9 +16,10 @@
 use std::sync::Arc;
 
 use poem::http::header::COOKIE;
-use poem::http::uri::PathAndQuery;
-use poem::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use poem::http::{HeaderMap, HeaderName, HeaderValue};
 use poem::{Endpoint, IntoResponse, Request, Response};
+
+use crate::api::security::take_query_param;
 
 /// The header a program sends the session token in (the envelope's header too).
 pub const SESSION_HEADER: HeaderName = HeaderName::from_static("x-preview-session");
@@ -46,39 +47,12 @@ pub async fn hide_query_token<E: Endpoint>(
     next: Arc<E>,
     mut req: Request,
 ) -> poem::Result<Response> {
-    let query = req
-        .uri()
-        .query()
-        .filter(|_| req.uri().path().starts_with(super::PREFIX));
-    if let Some((Some(token), rest)) = query.map(split_query_token) {
-        let path_and_query = match rest.is_empty() {
-            true => req.uri().path().to_string(),
-            false => format!("{}?{rest}", req.uri().path()),
-        };
-        let mut parts = std::mem::take(req.uri_mut()).into_parts();
-        parts.path_and_query = PathAndQuery::from_maybe_shared(path_and_query).ok();
-        // The shortened URI is a piece of a valid one; should it fail all the same, the request
-        // goes on without a URI rather than with the token in it.
-        *req.uri_mut() = Uri::from_parts(parts).unwrap_or_default();
-        req.extensions_mut().insert(QueryToken(token));
-    }
-    next.call(req).await.map(IntoResponse::into_response)
-}
-
-/// Splits a raw query into the first `token=` value and the other parameters, in order and
-/// as written. Only the literal name `token` counts.
-pub fn split_query_token(query: &str) -> (Option<String>, String) {
-    let mut token = None;
-    let mut rest: Vec<&str> = Vec::new();
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if name == QUERY_PARAM {
-            token.get_or_insert_with(|| value.to_string());
-        } else {
-            rest.push(pair);
+    if req.uri().path().starts_with(super::PREFIX) {
+        if let Some(token) = take_query_param(&mut req, QUERY_PARAM).into_iter().next() {
+            req.extensions_mut().insert(QueryToken(token));
         }
     }
-    (token, rest.join("&"))
+    next.call(req).await.map(IntoResponse::into_response)
 }
 
 /// The session token of a request and where it came from, removing the header and the cookie
@@ -153,21 +127,6 @@ pub fn session_cookie(preview_id: &str, token: &str) -> Option<HeaderValue> {
 mod tests {
     use super::*;
 
-    /// Every `token=` leaves the query; the first is the one used; other parameters keep their
-    /// order and spelling (a parameter merely ending in `token` is not it).
-    #[test]
-    fn query_token_is_cut_out() {
-        assert_eq!(
-            split_query_token("a=1&token=T1&b=%20x&token=T2&mytoken=3&c"),
-            (Some("T1".to_string()), "a=1&b=%20x&mytoken=3&c".to_string())
-        );
-        assert_eq!(
-            split_query_token("token=T"),
-            (Some("T".to_string()), String::new())
-        );
-        assert_eq!(split_query_token("a=1"), (None, "a=1".to_string()));
-    }
-
     /// The header wins over the query and the cookie; header and cookie never stay, the app's
     /// other cookies and its Authorization do.
     #[test]
@@ -214,7 +173,9 @@ mod tests {
             format!("{} {}", req.uri(), token.unwrap_or_default())
         }));
         let call = |uri: &'static str| {
-            let req = Request::builder().uri(Uri::from_static(uri)).finish();
+            let req = Request::builder()
+                .uri(poem::http::Uri::from_static(uri))
+                .finish();
             let seen = seen.clone();
             async move {
                 let response = hide_query_token(seen, req).await.unwrap();
