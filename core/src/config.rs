@@ -7,6 +7,7 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::supervisor::isolation::IsolationMode;
 use crate::supervisor::limits::{ByteSize, LimitSettings, LimitsMode};
 use crate::upload::UploadLimits;
 
@@ -113,6 +114,14 @@ pub struct Config {
     /// every 2 s; past it the preview is killed and fails. `0`: no limit.
     #[arg(long, env = "PREVIEWD_DISK_LIMIT", default_value = "1GiB")]
     pub disk_limit: ByteSize,
+
+    /// How previews are isolated. `namespaces`: each in its own mount, PID and IPC namespaces,
+    /// with the system read-only, a private `/tmp`, previewd's data and cache folders hidden
+    /// (but its project, scratch folder and environment) and no capabilities. `none`: previews
+    /// see what previewd sees. Unset: namespaces where the host allows them (root or
+    /// CAP_SYS_ADMIN, Linux 5.12 or later), else none, as said at start-up.
+    #[arg(long, env = "PREVIEWD_ISOLATION", value_enum)]
+    pub isolation: Option<IsolationMode>,
 }
 
 impl Config {

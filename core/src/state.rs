@@ -16,6 +16,7 @@ use crate::python_env::PythonEnvs;
 use crate::registry::Registry;
 use crate::runtimes::Runtimes;
 use crate::store::{Store, StoreError};
+use crate::supervisor::isolation::{Folders, Isolation, IsolationError};
 use crate::supervisor::limits::{Limits, LimitsError};
 use crate::supervisor::{Supervisor, SupervisorParts};
 
@@ -39,6 +40,8 @@ pub enum OpenError {
     Python(#[from] crate::python_env::ProvisionError),
     #[error(transparent)]
     Limits(#[from] LimitsError),
+    #[error(transparent)]
+    Isolation(#[from] IsolationError),
 }
 
 /// The shared state.
@@ -85,7 +88,8 @@ impl AppState {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
-        let runtimes = Runtimes::install(&dir("runtimes")?).map_err(|source| OpenError::Io {
+        let runtimes_dir = dir("runtimes")?;
+        let runtimes = Runtimes::install(&runtimes_dir).map_err(|source| OpenError::Io {
             path: data_dir.join("runtimes"),
             source,
         })?;
@@ -111,8 +115,19 @@ impl AppState {
         })?;
         let limits = Limits::detect(config.limits, config.limit_settings())?;
         tracing::info!("resource limits: {}", limits.summary());
+        let isolation = Isolation::detect(
+            config.isolation,
+            Folders {
+                data_dir: data_dir.clone(),
+                cache_dir: config.cache_dir(),
+                runtimes_dir,
+            },
+            config.disk_limit.limit(),
+        )?;
+        tracing::info!("isolation: {}", isolation.summary());
         let supervisor = Supervisor::start(SupervisorParts {
             limits,
+            isolation,
             config: config.clone(),
             store: store.clone(),
             logs: logs.clone(),

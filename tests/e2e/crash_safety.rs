@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use previewd_e2e::external::ExternalServer;
 use previewd_e2e::fixture_runs::envelope;
+use previewd_e2e::pids::app_host_pid;
 use previewd_e2e::sse::SseReader;
 use previewd_e2e::{previewd_under_test, process_alive, Client};
 use serde_json::{json, Value};
@@ -78,18 +79,19 @@ async fn sigkill_loses_no_line_a_client_saw() {
             seen.push(line);
         }
     }
-    server.kill9();
-    drop(stream);
-    assert!(
-        seen.windows(2).all(|w| w[0].seq < w[1].seq),
-        "seqs strictly increase"
-    );
     let app: i32 = seen
         .iter()
         .find_map(|l| l.line.strip_prefix("ticker pid "))
         .expect("the app printed its pid")
         .parse()
         .expect("pid");
+    let app = app_host_pid(launched.body["preview_id"].as_str().unwrap(), app);
+    server.kill9();
+    drop(stream);
+    assert!(
+        seen.windows(2).all(|w| w[0].seq < w[1].seq),
+        "seqs strictly increase"
+    );
 
     server.restart().await;
     let stored: BTreeMap<u64, Line> = history(&alice, &generation)

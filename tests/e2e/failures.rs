@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use previewd_e2e::pids::app_host_pid;
 use previewd_e2e::{port_in_use, process_alive, TestServer};
 
 /// An app that raises at import fails with its own error text as the reason, and its port is
@@ -76,6 +77,7 @@ async fn stop_kills_a_stubborn_forked_child() {
         .expect("the app printed its child's pid")
         .parse()
         .unwrap();
+    let child = app_host_pid(answer.body["preview_id"].as_str().unwrap(), child);
     assert!(process_alive(child));
     let stopped = alice.stop_preview(&generation).await;
     assert_eq!(stopped.body["status"], "stopped");

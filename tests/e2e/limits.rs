@@ -14,6 +14,7 @@ use previewd::log_store::LogStream;
 use previewd::supervisor::limits::cgroup::Controller;
 use previewd::supervisor::limits::{ByteSize, LimitsMode};
 use previewd_e2e::fixture_runs::plugin_fixture;
+use previewd_e2e::pids::{app_host_pid, marked_processes};
 use previewd_e2e::{process_alive, Client, TestServer};
 use serde_json::Value;
 
@@ -156,22 +157,6 @@ async fn cgroup_server(
     None
 }
 
-/// The processes carrying a preview's marker.
-fn marked_processes(preview_id: &str) -> Vec<i32> {
-    let marker = format!("PREVIEWD_PREVIEW_ID={preview_id}");
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                env.split(|b| *b == 0)
-                    .any(|entry| entry == marker.as_bytes())
-            })
-        })
-        .filter(|pid| process_alive(*pid))
-        .collect()
-}
-
 const HOG_APP: &str = r#"
 from fastapi import FastAPI
 
@@ -291,6 +276,7 @@ async fn fork_bomb_stops_at_the_pids_limit() {
         .await
         .parse()
         .expect("a pid");
+    let escaped = app_host_pid(&preview.preview_id, escaped);
     let outcome = wait_output(&server, &preview.generation, "children ").await;
     let (children, refused) = outcome
         .split_once(" refused ")

@@ -19,6 +19,7 @@ mod fastapi_fixtures;
 mod flask;
 /// Upload → launch → logs → request → endpoints → stop, the way a frontend drives it.
 mod flow;
+mod isolation;
 /// After launch: idle timeout, maximum uptime, quota, restart, sessions, the envelope's refusals.
 mod lifecycle;
 /// Memory, process, CPU and disk limits: OOM, fork bomb, CPU share, disk, Node under limits.

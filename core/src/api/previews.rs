@@ -283,6 +283,18 @@ pub struct PreviewConfig {
     pub max_previews_per_user: u64,
     /// The resource limits each preview runs under.
     pub limits: ResourceLimits,
+    /// How each preview is kept apart from the host and from other previews.
+    pub isolation: IsolationInfo,
+}
+
+/// How previews are isolated on this host.
+#[derive(Debug, Object)]
+pub struct IsolationInfo {
+    /// `namespaces` (own mount, PID and IPC namespaces, the system read-only, a private /tmp,
+    /// previewd's folders hidden, no capabilities) or `none`.
+    pub mechanism: String,
+    /// What previewd found at start-up, as it logged it.
+    pub detail: String,
 }
 
 /// The resource limits of a preview, and how this host applies them.
@@ -578,6 +590,10 @@ impl PreviewsApi {
             session_timeout_seconds: config.session_timeout.as_secs(),
             max_previews_per_user: config.max_previews_per_user as u64,
             limits: resource_limits(state.supervisor.limits()),
+            isolation: IsolationInfo {
+                mechanism: state.supervisor.isolation().mechanism().into(),
+                detail: state.supervisor.isolation().summary().into(),
+            },
         }))
     }
 }

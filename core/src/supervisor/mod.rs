@@ -14,8 +14,10 @@
 //! - [`line_reader`]: bounded line splitting of untrusted output.
 //! - [`activity`]: a preview's last real use, for the idle timeout.
 //! - [`limits`]: memory, process, CPU and disk limits: cgroups (v1 or v2) or rlimits.
+//! - [`isolation`]: the preview's own namespaces and file-system view.
 
 pub mod activity;
+pub mod isolation;
 pub mod limits;
 pub mod line_reader;
 pub mod port_pool;
@@ -48,6 +50,7 @@ use crate::runtimes::{self, Runtimes};
 pub use crate::store::LaunchOptions;
 use crate::store::{GenerationRecord, PreviewRecord, PreviewStatus, Store, StoreError};
 use activity::Activity;
+use isolation::{Isolation, PreviewFolders};
 use limits::cgroup::PreviewCgroup;
 use limits::{disk, Limits};
 use port_pool::{PortLease, PortPool};
@@ -68,6 +71,14 @@ const LIMIT_CHECK: Duration = Duration::from_secs(2);
 const INHERITED_ENV: &[&str] = &[
     "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER",
 ];
+
+/// A runtime ready to run a preview.
+struct Provisioned {
+    /// The interpreter the launcher runs with.
+    interpreter: PathBuf,
+    /// The environment it runs in (a virtualenv, a `node_modules`), if any.
+    env_dir: Option<PathBuf>,
+}
 
 /// Why a launch was refused.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +191,7 @@ impl Running {
 struct Inner {
     config: Config,
     limits: Limits,
+    isolation: Isolation,
     store: Store,
     logs: LogStore,
     registry: Registry,
@@ -207,6 +219,8 @@ pub struct SupervisorParts {
     pub config: Config,
     /// The resource limits previews get, as detected on this host.
     pub limits: Limits,
+    /// How previews are isolated on this host.
+    pub isolation: Isolation,
     pub store: Store,
     pub logs: LogStore,
     pub registry: Registry,
@@ -227,6 +241,7 @@ impl Supervisor {
                 ports: PortPool::new(parts.config.port_range.clone()),
                 config: parts.config,
                 limits: parts.limits,
+                isolation: parts.isolation,
                 store: parts.store,
                 logs: parts.logs,
                 registry: parts.registry,
@@ -247,6 +262,11 @@ impl Supervisor {
     /// The resource limits previews get.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// How previews are isolated.
+    pub fn isolation(&self) -> &Isolation {
+        &self.inner.isolation
     }
 
     /// The plugin registry.
@@ -695,12 +715,12 @@ impl PreviewRun {
 
     async fn start_and_watch(&self) -> Outcome {
         let mut stop = self.running.stop.subscribe();
-        let interpreter = tokio::select! {
-            interpreter = self.provision() => interpreter,
+        let provisioned = tokio::select! {
+            provisioned = self.provision() => provisioned,
             _ = until_stop_requested(&mut stop) => Err("stopped while installing dependencies".to_string()),
         };
-        let interpreter = match interpreter {
-            Ok(interpreter) => interpreter,
+        let provisioned = match provisioned {
+            Ok(provisioned) => provisioned,
             Err(error) => return self.stopped_or_failed(error),
         };
         if let Some(reason) = self.stop_requested() {
@@ -713,7 +733,7 @@ impl PreviewRun {
             }
             Err(err) => return failed(None, format!("setting up the preview's cgroup: {err}")),
         }
-        let mut child = match self.spawn(&interpreter).await {
+        let mut child = match self.spawn(&provisioned).await {
             Ok(child) => child,
             Err(error) => {
                 self.remove_cgroup().await;
@@ -757,8 +777,8 @@ impl PreviewRun {
         }
     }
 
-    /// Prepares the runtime; returns the interpreter to run the launcher with.
-    async fn provision(&self) -> Result<PathBuf, String> {
+    /// Prepares the runtime: the interpreter to run the launcher with, and its environment.
+    async fn provision(&self) -> Result<Provisioned, String> {
         let inner = &self.supervisor.inner;
         let project_dir = self
             .supervisor
@@ -786,7 +806,14 @@ impl PreviewRun {
                     )
                     .await
                     .map_err(|err| format!("installing dependencies failed: {err}"))?;
-                Ok(env.python)
+                Ok(Provisioned {
+                    env_dir: env
+                        .python
+                        .parent()
+                        .and_then(Path::parent)
+                        .map(Path::to_path_buf),
+                    interpreter: env.python,
+                })
             }
             Runtime::Node => {
                 let package_json = self
@@ -813,13 +840,17 @@ impl PreviewRun {
                     )
                     .await
                     .map_err(|err| format!("installing dependencies failed: {err}"))?;
-                Ok(env.node)
+                Ok(Provisioned {
+                    interpreter: env.node,
+                    env_dir: env.node_modules,
+                })
             }
         }
     }
 
-    async fn spawn(&self, interpreter: &Path) -> Result<Child, String> {
+    async fn spawn(&self, provisioned: &Provisioned) -> Result<Child, String> {
         let inner = &self.supervisor.inner;
+        let interpreter = &provisioned.interpreter;
         let record = self.running.record();
         let project_dir = self.supervisor.project_dir(&record.generation_id);
         let work_dir = project_dir.join(&self.plan.working_dir);
@@ -832,6 +863,15 @@ impl PreviewRun {
             .limits
             .child_setup(&self.running.cgroup(), self.plan.runtime)
             .map_err(|err| format!("preparing the preview's limits: {err}"))?;
+        let sandbox = inner
+            .isolation
+            .sandbox(&PreviewFolders {
+                project_dir: &project_dir,
+                scratch_dir: &scratch,
+                env_dir: provisioned.env_dir.as_deref(),
+                work_dir: &work_dir,
+            })
+            .map_err(|err| format!("preparing the preview's sandbox: {err}"))?;
         // Python's `-u`: unbuffered output. Node writes to pipes without buffering anyway.
         let (launcher, flags): (_, &[&str]) = match self.plan.runtime {
             Runtime::Python => (inner.runtimes.python_launcher(), &["-u"]),
@@ -869,12 +909,19 @@ impl PreviewRun {
                 command.env("VIRTUAL_ENV", venv);
             }
         }
-        // SAFETY: setsid is async-signal-safe, and so is the set-up (open, write, close and
-        // setrlimit on data prepared before the fork); the closure touches nothing else.
+        // SAFETY: setsid is async-signal-safe, and so are the limits' set-up (open, write,
+        // close and setrlimit) and the sandbox's (system calls only), both on data prepared
+        // before the fork; the closure touches nothing else.
         unsafe {
             command.pre_exec(move || {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
-                setup.apply()
+                setup.apply()?;
+                match &sandbox {
+                    Some(sandbox) => sandbox
+                        .enter()
+                        .map_err(|failure| std::io::Error::from_raw_os_error(failure.errno)),
+                    None => Ok(()),
+                }
             });
         }
         let shown = format!(
@@ -899,6 +946,7 @@ impl PreviewRun {
             work_dir.display()
         ));
         self.system(inner.limits.describe(self.plan.runtime));
+        self.system(inner.isolation.describe());
         Ok(child)
     }
 
