@@ -19,6 +19,7 @@ mod fastapi_fixtures;
 mod flask;
 /// Upload → launch → logs → request → endpoints → stop, the way a frontend drives it.
 mod flow;
+/// Namespaces: a preview reads and writes its own files only, sees its own processes only.
 mod isolation;
 /// After launch: idle timeout, maximum uptime, quota, restart, sessions, the envelope's refusals.
 mod lifecycle;
