@@ -596,6 +596,21 @@ impl Supervisor {
             let cgroup = self.inner.limits.existing(&record.id);
             let tree = tree.with_cgroup(cgroup.clone());
             let killed = tree.signal(Signal::SIGKILL);
+            // Saved as stopped only once reality agrees: no process left, the port free.
+            let port = record.port;
+            let confirm_until = Instant::now() + KILL_CONFIRM;
+            loop {
+                let tree = tree.clone();
+                let gone = tokio::task::spawn_blocking(move || {
+                    tree.pids().is_empty() && port_pool::is_free(port)
+                })
+                .await
+                .unwrap_or(false);
+                if gone || Instant::now() >= confirm_until {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
             // The cgroup goes once the kernel has finished its processes (removal retries).
             match tokio::task::spawn_blocking(move || cgroup.remove()).await {
                 Ok(Err(err)) => warn!("preview {}: {err}", record.id),
@@ -609,7 +624,11 @@ impl Supervisor {
             store.put_preview(&record).await?;
             self.system(
                 &record.generation_id,
-                format!("{reason} ({killed} leftover processes killed)"),
+                match killed {
+                    0 => format!("{reason} (no process of it was left)"),
+                    1 => format!("{reason} (1 leftover process killed)"),
+                    n => format!("{reason} ({n} leftover processes killed)"),
+                },
             );
         }
         Ok(())
