@@ -303,7 +303,7 @@ impl RssSampler {
 
 /// A process's resident memory in bytes, from `VmRSS` in `/proc/<pid>/status`; `None` once it
 /// is gone.
-fn rss_bytes_of(pid: i32) -> Option<u64> {
+pub fn rss_bytes_of(pid: i32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb = status
         .lines()

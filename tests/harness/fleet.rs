@@ -33,12 +33,23 @@ pub struct Member {
 /// Uploads `n` copies of [`APP`] and launches them all at once (without waiting); returns them
 /// once every launch was accepted.
 pub async fn launch(client: &Client, n: usize) -> Vec<Member> {
+    let generations = upload(client, n).await;
+    launch_uploaded(client, &generations).await
+}
+
+/// Uploads `n` copies of [`APP`] (`fleet-0`, `fleet-1`, ...); returns their generation ids.
+pub async fn upload(client: &Client, n: usize) -> Vec<String> {
     let uploads = (0..n).map(|i| async move {
         client
             .upload_files(&format!("fleet-{i}"), &[("app.py", APP)])
             .await
     });
-    let generations = join_all(uploads).await;
+    join_all(uploads).await
+}
+
+/// Launches the previews of `generations` all at once (without waiting); returns them once
+/// every launch was accepted.
+pub async fn launch_uploaded(client: &Client, generations: &[String]) -> Vec<Member> {
     let launches = generations.iter().map(|generation| async move {
         let answer = client
             .post(
@@ -64,6 +75,17 @@ pub async fn launch(client: &Client, n: usize) -> Vec<Member> {
 /// Waits until `n` of the caller's previews run; panics on the first that failed (with its
 /// reason) or after `limit`. Returns how long it took.
 pub async fn wait_running(client: &Client, n: usize, limit: Duration) -> Duration {
+    wait_running_polled(client, n, limit, Duration::from_millis(250)).await
+}
+
+/// [`wait_running`], listing the previews every `every` (a benchmark timing the wait wants a
+/// finer step than a test).
+pub async fn wait_running_polled(
+    client: &Client,
+    n: usize,
+    limit: Duration,
+    every: Duration,
+) -> Duration {
     let started = Instant::now();
     loop {
         let listed = client.get("/previews").await;
@@ -82,7 +104,7 @@ pub async fn wait_running(client: &Client, n: usize, limit: Duration) -> Duratio
             started.elapsed() < limit,
             "{running} of {n} previews running after {limit:?}"
         );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
