@@ -35,6 +35,8 @@ mod proxy;
 mod restart;
 /// schemathesis against the live server's own spec: no 5xx, nothing outside the spec.
 mod schema_fuzz;
+/// The served OpenAPI spec is the committed one.
+mod spec;
 /// Hostile and malformed uploads.
 mod uploads;
 

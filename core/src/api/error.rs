@@ -6,10 +6,14 @@
 use poem::http::StatusCode;
 use poem::{Endpoint, IntoResponse, Response};
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object};
 
-/// An error answer.
+use super::examples;
+
+/// An error answer: every 4xx and 5xx of the API, and of the transparent proxy, has this body.
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
 pub struct ErrorBody {
     /// A stable, snake_case reason a program can branch on.
     pub code: String,
@@ -21,6 +25,22 @@ pub struct ErrorBody {
     /// The app's last output lines, when a launch failed.
     #[oai(skip_serializing_if_is_none)]
     pub last_lines: Option<Vec<String>>,
+}
+
+impl Example for ErrorBody {
+    /// A launch with `?wait=true` that failed, the one error with every field.
+    fn example() -> ErrorBody {
+        ErrorBody {
+            code: "launch_failed".into(),
+            message: "the app exited with code 1 before answering HTTP".into(),
+            preview_id: Some(examples::PREVIEW_ID.into()),
+            last_lines: Some(vec![
+                "Traceback (most recent call last):".into(),
+                "ModuleNotFoundError: No module named 'sqlalchemy'".into(),
+                "process exited with code 1".into(),
+            ]),
+        }
+    }
 }
 
 /// Every error status an operation may answer with, each with an [`ErrorBody`].

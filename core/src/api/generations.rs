@@ -10,12 +10,13 @@ use futures_util::TryStreamExt;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::{Binary, Json};
+use poem_openapi::types::Example;
 use poem_openapi::{ApiRequest, ApiResponse, Enum, Object, OpenApi};
 use previewd_plugin_api::Project;
 
 use super::error::{ApiError, ApiResult};
 use super::security::UserAuth;
-use super::ApiTags;
+use super::{examples, ApiTags};
 use crate::state::AppState;
 use crate::store::GenerationRecord;
 use crate::upload::{self, ArchiveKind, Encoding, UploadFile, UploadSummary};
@@ -25,15 +26,16 @@ const MAX_NAME_CHARS: usize = 200;
 
 /// An uploaded project.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct Generation {
-    /// The generation's id.
+    /// The generation's id (a UUID), the `generation_id` of every path under it.
     pub id: String,
     /// The name given at upload.
     pub name: String,
     /// The plugin that recognised the project (`fastapi`, ...), or null when none did.
     #[oai(nullable)]
     pub framework: Option<String>,
-    /// Why that plugin recognised it.
+    /// Why that plugin recognised it, or null when none did.
     #[oai(nullable)]
     pub detection_reason: Option<String>,
     /// Number of files.
@@ -42,6 +44,22 @@ pub struct Generation {
     pub total_bytes: u64,
     /// When it was uploaded.
     pub created_at: DateTime<Utc>,
+}
+
+impl Example for Generation {
+    fn example() -> Generation {
+        Generation {
+            id: examples::GENERATION_ID.into(),
+            name: "todo-api".into(),
+            framework: Some("fastapi".into()),
+            detection_reason: Some(
+                "main.py creates `app = FastAPI()`; requirements.txt lists fastapi".into(),
+            ),
+            file_count: 3,
+            total_bytes: 2_417,
+            created_at: examples::at(examples::UPLOADED_AT),
+        }
+    }
 }
 
 impl From<GenerationRecord> for Generation {
@@ -71,6 +89,7 @@ pub enum FileEncoding {
 
 /// One file of a JSON upload.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct NewFile {
     /// Path inside the project, with `/` separators; no `..`, not absolute.
     pub path: String,
@@ -81,13 +100,50 @@ pub struct NewFile {
     pub encoding: FileEncoding,
 }
 
+impl Example for NewFile {
+    fn example() -> NewFile {
+        NewFile {
+            path: "requirements.txt".into(),
+            content: "fastapi\nuvicorn\n".into(),
+            encoding: FileEncoding::Utf8,
+        }
+    }
+}
+
 /// A JSON upload.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct NewGeneration {
     /// A name for the project.
     pub name: String,
     /// The project's files.
     pub files: Vec<NewFile>,
+}
+
+impl Example for NewGeneration {
+    /// A complete FastAPI project, so that the example uploads a project previewd can launch.
+    fn example() -> NewGeneration {
+        NewGeneration {
+            name: "todo-api".into(),
+            files: vec![
+                NewFile {
+                    path: "main.py".into(),
+                    content: "from fastapi import FastAPI\n\napp = FastAPI()\n\n\n\
+                              @app.get(\"/items/{item_id}\")\n\
+                              def read_item(item_id: int):\n    \
+                              return {\"item_id\": item_id}\n"
+                        .into(),
+                    encoding: FileEncoding::Utf8,
+                },
+                NewFile::example(),
+                NewFile {
+                    path: "static/favicon.ico".into(),
+                    content: "AAABAAEAAQEAAAEAGAAwAAAAFgAAACgAAAABAAAAAgAAAAEAGAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAD/AAAAAAA=".into(),
+                    encoding: FileEncoding::Base64,
+                },
+            ],
+        }
+    }
 }
 
 /// An archive upload.
@@ -109,6 +165,20 @@ pub enum Created {
     /// The generation was stored.
     #[oai(status = 201)]
     Created(Json<Generation>),
+}
+
+#[derive(ApiResponse)]
+pub enum GenerationList {
+    /// The caller's generations, oldest first.
+    #[oai(status = 200)]
+    Ok(Json<Vec<Generation>>),
+}
+
+#[derive(ApiResponse)]
+pub enum GenerationFound {
+    /// The generation.
+    #[oai(status = 200)]
+    Ok(Json<Generation>),
 }
 
 #[derive(ApiResponse)]
@@ -169,6 +239,7 @@ impl GenerationsApi {
         state: Data<&Arc<AppState>>,
         auth: UserAuth,
         /// A name for the project.
+        #[oai(example = "example_name")]
         name: poem_openapi::param::Query<Option<String>>,
         body: ArchiveUpload,
     ) -> ApiResult<Created> {
@@ -198,16 +269,17 @@ impl GenerationsApi {
     ///
     /// Oldest first.
     #[oai(path = "/", method = "get", operation_id = "listGenerations")]
-    async fn list(
-        &self,
-        state: Data<&Arc<AppState>>,
-        auth: UserAuth,
-    ) -> ApiResult<Json<Vec<Generation>>> {
+    async fn list(&self, state: Data<&Arc<AppState>>, auth: UserAuth) -> ApiResult<GenerationList> {
         let list = state.store.generations_of(&auth.0)?;
-        Ok(Json(list.into_iter().map(Generation::from).collect()))
+        Ok(GenerationList::Ok(Json(
+            list.into_iter().map(Generation::from).collect(),
+        )))
     }
 
     /// Get a generation
+    ///
+    /// The generation's name, size and detected framework. Another user's generation is a 404,
+    /// exactly as if it did not exist.
     #[oai(
         path = "/:generation_id",
         method = "get",
@@ -217,11 +289,12 @@ impl GenerationsApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: UserAuth,
+        /// The generation's id.
+        #[oai(example = "examples::generation_id")]
         generation_id: Path<String>,
-    ) -> ApiResult<Json<Generation>> {
-        Ok(Json(
-            owned_generation(&state, &auth.0, &generation_id.0)?.into(),
-        ))
+    ) -> ApiResult<GenerationFound> {
+        let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
+        Ok(GenerationFound::Ok(Json(generation.into())))
     }
 
     /// Delete a generation
@@ -236,6 +309,8 @@ impl GenerationsApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: UserAuth,
+        /// The generation's id.
+        #[oai(example = "examples::generation_id")]
         generation_id: Path<String>,
     ) -> ApiResult<Deleted> {
         let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
@@ -266,6 +341,10 @@ impl GenerationsApi {
         .map_err(|err| ApiError::internal("deleting files", err))?;
         Ok(Deleted::Deleted)
     }
+}
+
+fn example_name() -> Option<String> {
+    Some("todo-api".into())
 }
 
 /// Writes an upload into staging with `write`, detects its framework, moves it into place and

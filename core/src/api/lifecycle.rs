@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::error::{ApiError, ApiResult};
 use super::generations::owned_generation;
@@ -16,27 +17,69 @@ use super::previews::{
     Status,
 };
 use super::security::UserAuth;
-use super::ApiTags;
+use super::{examples, ApiTags};
 use crate::state::AppState;
 use crate::store::{GenerationRecord, PreviewRecord};
 use crate::supervisor::LaunchOptions;
 
 /// A fresh session token for a preview.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct Session {
     /// The preview it opens.
     pub preview_id: String,
-    /// Token for the proxy and the envelope request (`X-Preview-Session`).
+    /// Token for the proxy and the envelope request (`X-Preview-Session`, the `PreviewSession`
+    /// security scheme).
     pub session_token: String,
     /// When it expires.
     pub session_expires_at: DateTime<Utc>,
 }
 
+impl Example for Session {
+    fn example() -> Session {
+        Session {
+            preview_id: examples::PREVIEW_ID.into(),
+            session_token: examples::SESSION_TOKEN.into(),
+            session_expires_at: examples::at(examples::SESSION_EXPIRES_AT),
+        }
+    }
+}
+
 /// The caller's previews.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct PreviewList {
     /// The latest preview of each of the caller's generations, newest first.
     pub previews: Vec<PreviewStatusBody>,
+}
+
+impl Example for PreviewList {
+    fn example() -> PreviewList {
+        PreviewList {
+            previews: vec![PreviewStatusBody::example()],
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum KeptAlive {
+    /// The preview's status, with its new `idle_expires_at`.
+    #[oai(status = 200)]
+    Ok(Json<PreviewStatusBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Renewed {
+    /// The new session token.
+    #[oai(status = 200)]
+    Ok(Json<Session>),
+}
+
+#[derive(ApiResponse)]
+pub enum Previews {
+    /// The caller's previews.
+    #[oai(status = 200)]
+    Ok(Json<PreviewList>),
 }
 
 /// Lifecycle operations.
@@ -58,6 +101,8 @@ impl LifecycleApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: UserAuth,
+        /// The generation's id.
+        #[oai(example = "examples::generation_id")]
         generation_id: Path<String>,
         /// Wait until the app runs or fails.
         #[oai(default)]
@@ -93,11 +138,15 @@ impl LifecycleApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: UserAuth,
+        /// The generation's id.
+        #[oai(example = "examples::generation_id")]
         generation_id: Path<String>,
-    ) -> ApiResult<Json<PreviewStatusBody>> {
+    ) -> ApiResult<KeptAlive> {
         let (generation, record) = active_preview(&state, &auth.0, &generation_id.0)?;
         state.supervisor.touch(&record.id);
-        Ok(Json(status_body(&state, &generation, &record.id).await?))
+        Ok(KeptAlive::Ok(Json(
+            status_body(&state, &generation, &record.id).await?,
+        )))
     }
 
     /// Renew the session token
@@ -114,17 +163,19 @@ impl LifecycleApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: UserAuth,
+        /// The generation's id.
+        #[oai(example = "examples::generation_id")]
         generation_id: Path<String>,
-    ) -> ApiResult<Json<Session>> {
+    ) -> ApiResult<Renewed> {
         let (_, record) = active_preview(&state, &auth.0, &generation_id.0)?;
         let session = state
             .auth
             .session_token(&auth.0, &record.id, state.config.session_timeout);
-        Ok(Json(Session {
+        Ok(Renewed::Ok(Json(Session {
             preview_id: record.id,
             session_token: session.token,
             session_expires_at: session.expires_at,
-        }))
+        })))
     }
 
     /// List your previews
@@ -143,7 +194,7 @@ impl LifecycleApi {
         auth: UserAuth,
         /// Only previews in this status.
         status: Query<Option<Status>>,
-    ) -> ApiResult<Json<PreviewList>> {
+    ) -> ApiResult<Previews> {
         let mut previews = Vec::new();
         for generation in state.store.generations_of(&auth.0)? {
             let Some(record) = state.store.latest_preview(&generation.id)? else {
@@ -155,7 +206,7 @@ impl LifecycleApi {
             }
         }
         previews.sort_by_key(|p| std::cmp::Reverse(p.started_at));
-        Ok(Json(PreviewList { previews }))
+        Ok(Previews::Ok(Json(PreviewList { previews })))
     }
 }
 

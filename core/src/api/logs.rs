@@ -18,7 +18,7 @@ use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
-use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::types::{Example, ToJSON, Type};
 use poem_openapi::{ApiResponse, Object, OpenApi, Union};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -27,7 +27,7 @@ use super::error::{ApiError, ApiResult};
 use super::generations::owned_generation;
 use super::previews::Status;
 use super::security::UserAuth;
-use super::ApiTags;
+use super::{examples, ApiTags};
 use crate::log_store::{LiveEvent, LogLine, LogStore, LogStream, StatusChange, StoredLine};
 use crate::state::AppState;
 use crate::supervisor::Viewer;
@@ -62,8 +62,9 @@ pub enum Stream {
     System,
 }
 
-/// `event: log`: one output line (the SSE `id:` is its `seq`).
+/// `event: log`: one output line (the SSE `id:` is its `seq`), and a line of a history page.
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
 pub struct LogEvent {
     /// Per-generation sequence number, strictly increasing, continued across relaunches.
     pub seq: u64,
@@ -75,8 +76,25 @@ pub struct LogEvent {
     pub line: String,
 }
 
+impl Example for LogEvent {
+    fn example() -> LogEvent {
+        LogEvent::from(example_line())
+    }
+}
+
+/// The line of the examples, as stored and sent.
+fn example_line() -> LogLine {
+    LogLine {
+        seq: 42,
+        ts: examples::at("2025-10-15T09:31:04.182Z"),
+        stream: LogStream::Stderr,
+        line: "INFO:     Uvicorn running on http://127.0.0.1:3001 (Press CTRL+C to quit)".into(),
+    }
+}
+
 /// `event: status`: a preview's status changed.
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
 pub struct StatusEvent {
     /// The preview concerned.
     pub preview_id: String,
@@ -84,12 +102,24 @@ pub struct StatusEvent {
     pub status: Status,
     /// When it changed.
     pub ts: DateTime<Utc>,
-    /// The exit code, once it ended.
+    /// The exit code, once it ended (128 + signal when killed by one).
     #[oai(nullable)]
     pub exit_code: Option<i32>,
     /// Why it failed or stopped.
     #[oai(nullable)]
     pub error: Option<String>,
+}
+
+impl Example for StatusEvent {
+    fn example() -> StatusEvent {
+        StatusEvent {
+            preview_id: examples::PREVIEW_ID.into(),
+            status: Status::Running,
+            ts: examples::at(examples::READY_AT),
+            exit_code: None,
+            error: None,
+        }
+    }
 }
 
 /// An event of the stream.
@@ -112,20 +142,46 @@ pub enum LogStreamEventKind {
 // The spec's description of the stream's events; the stream itself is written by
 // `LogEventStream`.
 /// One Server-Sent Event of the log stream, as an SSE parser (a browser's `EventSource`) hands
-/// it over.
+/// it over: `event: log` (one output line, `data` a `LogEvent`, `id` its seq) or
+/// `event: status` (a status change, `data` a `StatusEvent`, no `id` of its own). The stream
+/// also holds what parsers consume themselves: a `retry: 2000` field at the start and a
+/// `: heartbeat` comment every 15 s.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct LogStreamEvent {
-    /// `log` or `status`.
+    /// The SSE `event:` field: `log` or `status`.
     pub event: LogStreamEventKind,
-    /// The event's JSON: a `LogEvent` for `log`, a `StatusEvent` for `status` (the two make up
-    /// `StreamEvent`).
+    /// The SSE `data:` field, one line of JSON: a `LogEvent` (`{seq, ts, stream, line}`) for
+    /// `log`, a `StatusEvent` (`{preview_id, status, ts, exit_code, error}`) for `status`.
     pub data: String,
-    /// The seq of the last log line sent: what a reconnecting client sends as `Last-Event-ID`.
+    /// The SSE `id:` field: the seq of the last log line sent (a `log` event's own seq; a
+    /// `status` event has none and parsers keep the previous one). A reconnecting client sends
+    /// it as `Last-Event-ID` and gets the lines after it. Absent before the first line.
     pub id: Option<String>,
+}
+
+impl Example for LogStreamEvent {
+    fn example() -> LogStreamEvent {
+        let line = example_line();
+        LogStreamEvent {
+            event: LogStreamEventKind::Log,
+            id: Some(line.seq.to_string()),
+            // As the stream writes it: the stored JSON of the line.
+            data: serde_json::to_string(&line).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum LogHistory {
+    /// A page of stored lines.
+    #[oai(status = 200)]
+    Ok(Json<LogPage>),
 }
 
 /// A page of stored log lines.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct LogPage {
     /// The lines, oldest first.
     pub lines: Vec<LogEvent>,
@@ -133,6 +189,16 @@ pub struct LogPage {
     pub next_after: u64,
     /// Whether stored lines remain after `next_after`.
     pub has_more: bool,
+}
+
+impl Example for LogPage {
+    fn example() -> LogPage {
+        LogPage {
+            lines: vec![LogEvent::example()],
+            next_after: 42,
+            has_more: true,
+        }
+    }
 }
 
 impl From<LogLine> for LogEvent {
@@ -202,8 +268,11 @@ impl ApiResponse for LogEventStream {
     fn meta() -> MetaResponses {
         MetaResponses {
             responses: vec![MetaResponse {
-                description: "Server-Sent Events: `event: log` and `event: status`, each with \
-                              JSON `data`; comment heartbeats in between.",
+                description: "Server-Sent Events, open until the client leaves: `retry: 2000` \
+                              first, then `event: status` (`data` a `StatusEvent`) and \
+                              `event: log` (`id` the line's seq, `data` a `LogEvent`), with a \
+                              `: heartbeat` comment every 15 s. The schema is one event as an \
+                              SSE parser hands it over.",
                 status: Some(200),
                 status_range: None,
                 content: vec![MetaMediaType {
@@ -256,6 +325,8 @@ impl LogsApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: UserAuth,
+        /// The generation's id.
+        #[oai(example = "examples::generation_id")]
         generation_id: Path<String>,
         /// Only lines with a seq greater than this.
         #[oai(default)]
@@ -270,7 +341,7 @@ impl LogsApi {
         stream: Query<Option<Stream>>,
         /// Only lines containing this text (case-insensitive).
         q: Query<Option<String>>,
-    ) -> ApiResult<Json<LogPage>> {
+    ) -> ApiResult<LogHistory> {
         let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
         let limit = limit.0.min(MAX_PAGE) as usize;
         let filter = LineFilter::new(stream.0, q.0);
@@ -296,24 +367,37 @@ impl LogsApi {
         if has_more {
             has_more = !state.logs.read_after(&generation.id, cursor, 1)?.is_empty();
         }
-        Ok(Json(LogPage {
+        Ok(LogHistory::Ok(Json(LogPage {
             lines,
             next_after: cursor,
             has_more,
-        }))
+        })))
     }
 
     /// Follow the logs live
     ///
-    /// Server-Sent Events. `event: log` carries one line (`id:` is its `seq`, data
-    /// `{seq, ts, stream, line}` with stream `stdout`, `stderr` or `system`); `event: status`
-    /// carries each status change of the generation's previews (the current one is sent first).
-    /// Every stored line after `Last-Event-ID` (or `?after=N`) comes first, then live lines, with
-    /// no gap and no duplicate; `?tail=N` starts with the last N stored lines instead. `stream`
-    /// and `q` keep only some lines (ids stay the lines' seqs, so resuming works the same). The
-    /// stream stays open across stops and relaunches of the preview, whose lines carry on the
-    /// numbering. A comment heartbeat goes out every 15 s. A browser's `EventSource`, which
-    /// cannot send headers, passes the token as `?access_token=`.
+    /// Server-Sent Events (`text/event-stream`); the 200 schema, `LogStreamEvent`, is one event
+    /// as an SSE parser hands it over. The stream holds:
+    ///
+    /// - `retry: 2000` first: the reconnection delay, in milliseconds, for `EventSource`.
+    /// - `event: status`, `data:` a `StatusEvent` as JSON (`{preview_id, status, ts, exit_code,
+    ///   error}`): each status change of the generation's previews, the current status first.
+    ///   No `id:` of its own, so the resume point stays the last line's.
+    /// - `event: log`, `id:` the line's `seq`, `data:` a `LogEvent` as JSON (`{seq, ts, stream,
+    ///   line}`): one line the app wrote, `stream` `stdout` or `stderr`, or one of previewd's own
+    ///   steps (files written, dependencies installed, process started, health check passed or
+    ///   failed, stopped, exit code), `stream` `system`. Seqs increase strictly, per generation,
+    ///   across relaunches.
+    /// - `: heartbeat`, a comment every 15 s, which parsers skip; it keeps idle connections open.
+    ///
+    /// Resuming: every stored line after `Last-Event-ID` (what `EventSource` sends on reconnect)
+    /// or `?after=N` comes first, then live lines, with no gap and no duplicate; `?tail=N` starts
+    /// with the last N stored lines instead; with neither, every stored line comes first.
+    /// `stream` and `q` keep only some lines (ids stay the lines' seqs, so resuming works the
+    /// same). The stream stays open across stops and relaunches of the preview, and counts as
+    /// use of it (idle timeout) while open. A browser's `EventSource`, which cannot send
+    /// headers, passes the token as `?access_token=`. A refusal (bad token, unknown generation,
+    /// bad `Last-Event-ID`) comes before the stream starts, as a JSON error.
     #[oai(
         path = "/:generation_id/preview/logs/stream",
         method = "get",
@@ -325,6 +409,8 @@ impl LogsApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: UserAuth,
+        /// The generation's id.
+        #[oai(example = "examples::generation_id")]
         generation_id: Path<String>,
         /// Resume after this seq (sent by EventSource on reconnect).
         #[oai(name = "Last-Event-ID")]

@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
-use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use previewd_plugin_api::{Endpoint, Project};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::generations::owned_generation;
-use super::security::UserAuth;
-use super::ApiTags;
+use super::security::{PreviewSession, UserAuth};
+use super::{examples, ApiTags};
 use crate::envelope::EnvelopeRequest;
 use crate::route_table::{self, Origin};
 use crate::state::AppState;
@@ -55,6 +56,7 @@ impl From<PreviewStatus> for Status {
 
 /// What to launch.
 #[derive(Debug, Default, Object)]
+#[oai(example)]
 pub struct LaunchRequest {
     /// A plugin name overriding detection (`fastapi`, ...).
     #[oai(nullable)]
@@ -64,8 +66,18 @@ pub struct LaunchRequest {
     pub env: BTreeMap<String, String>,
 }
 
+impl Example for LaunchRequest {
+    fn example() -> LaunchRequest {
+        LaunchRequest {
+            framework: Some("fastapi".into()),
+            env: BTreeMap::from([("LOG_LEVEL".into(), "debug".into())]),
+        }
+    }
+}
+
 /// A launched preview.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct Launched {
     /// The preview's id (a new one per launch).
     pub preview_id: String,
@@ -87,6 +99,22 @@ pub struct Launched {
     pub expires_at: DateTime<Utc>,
 }
 
+impl Example for Launched {
+    fn example() -> Launched {
+        Launched {
+            preview_id: examples::PREVIEW_ID.into(),
+            generation_id: examples::GENERATION_ID.into(),
+            status: Status::Starting,
+            framework: "fastapi".into(),
+            port: examples::PORT,
+            base_url: examples::BASE_URL.into(),
+            session_token: examples::SESSION_TOKEN.into(),
+            session_expires_at: examples::at(examples::SESSION_EXPIRES_AT),
+            expires_at: examples::at(examples::EXPIRES_AT),
+        }
+    }
+}
+
 #[derive(ApiResponse)]
 pub enum LaunchResponse {
     /// With `?wait=true`: the app is running.
@@ -99,6 +127,7 @@ pub enum LaunchResponse {
 
 /// A preview's status.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct PreviewStatusBody {
     /// The preview's id.
     pub preview_id: String,
@@ -138,6 +167,43 @@ pub struct PreviewStatusBody {
     pub idle_expires_at: Option<DateTime<Utc>>,
 }
 
+impl Example for PreviewStatusBody {
+    fn example() -> PreviewStatusBody {
+        PreviewStatusBody {
+            preview_id: examples::PREVIEW_ID.into(),
+            generation_id: examples::GENERATION_ID.into(),
+            status: Status::Running,
+            framework: "fastapi".into(),
+            port: examples::PORT,
+            base_url: examples::BASE_URL.into(),
+            started_at: examples::at(examples::LAUNCHED_AT),
+            uptime_seconds: 95.75,
+            memory_bytes: 48_652_288,
+            cpu_percent: 1.5,
+            healthy: true,
+            endpoint_count: 1,
+            exit_code: None,
+            error: None,
+            expires_at: examples::at(examples::EXPIRES_AT),
+            idle_expires_at: Some(examples::at("2025-10-15T09:47:40Z")),
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum StatusAnswer {
+    /// The preview's status now.
+    #[oai(status = 200)]
+    Ok(Json<PreviewStatusBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum Stopped {
+    /// The preview is stopped (or had already ended); its status.
+    #[oai(status = 200)]
+    Ok(Json<PreviewStatusBody>),
+}
+
 /// Where a route was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
@@ -150,6 +216,7 @@ pub enum RouteSource {
 
 /// One route of the app.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct EndpointInfo {
     /// HTTP method.
     pub method: String,
@@ -175,15 +242,48 @@ pub struct EndpointInfo {
     pub source: RouteSource,
 }
 
+impl Example for EndpointInfo {
+    fn example() -> EndpointInfo {
+        EndpointInfo {
+            method: "GET".into(),
+            path: "/items/{item_id}".into(),
+            path_params: vec!["item_id".into()],
+            summary: Some("Read Item".into()),
+            description: Some("One item by its id.".into()),
+            tags: vec!["items".into()],
+            file: Some("main.py".into()),
+            line: Some(7),
+            source: RouteSource::Runtime,
+        }
+    }
+}
+
 /// The app's routes.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct EndpointList {
     /// The routes, sorted by path then method.
     pub endpoints: Vec<EndpointInfo>,
 }
 
+impl Example for EndpointList {
+    fn example() -> EndpointList {
+        EndpointList {
+            endpoints: vec![EndpointInfo::example()],
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum Endpoints {
+    /// The app's routes.
+    #[oai(status = 200)]
+    Ok(Json<EndpointList>),
+}
+
 /// An HTTP request to send to the preview.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct PreviewRequest {
     /// HTTP method.
     #[oai(default = "default_method")]
@@ -204,12 +304,26 @@ pub struct PreviewRequest {
     pub body_base64: Option<String>,
 }
 
+impl Example for PreviewRequest {
+    fn example() -> PreviewRequest {
+        PreviewRequest {
+            method: "GET".into(),
+            path: "/items/1".into(),
+            query: BTreeMap::from([("q".into(), "milk".into())]),
+            headers: BTreeMap::from([("accept".into(), "application/json".into())]),
+            body: None,
+            body_base64: None,
+        }
+    }
+}
+
 fn default_method() -> String {
     "GET".into()
 }
 
 /// The preview's answer.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct PreviewResponse {
     /// HTTP status.
     pub status: u16,
@@ -225,8 +339,31 @@ pub struct PreviewResponse {
     pub elapsed_ms: f64,
 }
 
+impl Example for PreviewResponse {
+    fn example() -> PreviewResponse {
+        PreviewResponse {
+            status: 200,
+            headers: BTreeMap::from([
+                ("content-length".into(), "13".into()),
+                ("content-type".into(), "application/json".into()),
+            ]),
+            body: Some("{\"item_id\":1}".into()),
+            body_base64: None,
+            elapsed_ms: 3.2,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum Answered {
+    /// The app answered (whatever its status); its answer.
+    #[oai(status = 200)]
+    Ok(Json<PreviewResponse>),
+}
+
 /// The plugin chosen for a project.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct PluginRef {
     /// Plugin name.
     pub name: String,
@@ -236,8 +373,19 @@ pub struct PluginRef {
     pub builtin: bool,
 }
 
+impl Example for PluginRef {
+    fn example() -> PluginRef {
+        PluginRef {
+            name: "fastapi".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            builtin: true,
+        }
+    }
+}
+
 /// How readiness is checked.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct HealthCheck {
     /// Always `GET`.
     pub method: String,
@@ -249,8 +397,20 @@ pub struct HealthCheck {
     pub timeout_seconds: u64,
 }
 
+impl Example for HealthCheck {
+    fn example() -> HealthCheck {
+        HealthCheck {
+            method: "GET".into(),
+            path: "/".into(),
+            interval_ms: 100,
+            timeout_seconds: 60,
+        }
+    }
+}
+
 /// The effective configuration for a generation's preview.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct PreviewConfig {
     /// The framework (plugin name) that runs it, or null when none claims the project.
     #[oai(nullable)]
@@ -287,8 +447,41 @@ pub struct PreviewConfig {
     pub isolation: IsolationInfo,
 }
 
+impl Example for PreviewConfig {
+    fn example() -> PreviewConfig {
+        PreviewConfig {
+            framework: Some("fastapi".into()),
+            plugin: Some(PluginRef::example()),
+            detection_reason: Some(
+                "main.py creates `app = FastAPI()`; requirements.txt lists fastapi".into(),
+            ),
+            runtime: Some("python".into()),
+            installer: "uv 0.13.9".into(),
+            launch_command: Some(
+                "python launcher --framework fastapi --app main:app --port 3001".into(),
+            ),
+            port_range: "3001-3100".into(),
+            health_check: HealthCheck::example(),
+            max_uptime_seconds: 3600,
+            idle_timeout_seconds: 900,
+            session_timeout_seconds: 1800,
+            max_previews_per_user: 3,
+            limits: ResourceLimits::example(),
+            isolation: IsolationInfo::example(),
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum Config {
+    /// The configuration that applies to the generation's preview.
+    #[oai(status = 200)]
+    Ok(Json<PreviewConfig>),
+}
+
 /// How previews are isolated on this host.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct IsolationInfo {
     /// `namespaces` (own mount, PID and IPC namespaces, the system read-only, a private /tmp,
     /// previewd's folders hidden, no capabilities) or `none`.
@@ -297,8 +490,20 @@ pub struct IsolationInfo {
     pub detail: String,
 }
 
+impl Example for IsolationInfo {
+    fn example() -> IsolationInfo {
+        IsolationInfo {
+            mechanism: "namespaces".into(),
+            detail: "namespaces: own mount, PID and IPC namespaces, read-only system, private \
+                     /tmp, no capabilities"
+                .into(),
+        }
+    }
+}
+
 /// The resource limits of a preview, and how this host applies them.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct ResourceLimits {
     /// How memory, process and CPU limits are applied: `cgroup v1`, `cgroup v2`, `rlimit` or
     /// `none` (joined with ` + ` when they differ, e.g. `cgroup v2 + rlimit`).
@@ -321,6 +526,19 @@ pub struct ResourceLimits {
     pub disk_bytes: Option<u64>,
 }
 
+impl Example for ResourceLimits {
+    fn example() -> ResourceLimits {
+        ResourceLimits {
+            mechanism: "cgroup v2".into(),
+            detail: "cgroup v2 (memory, pids, cpu)".into(),
+            memory_bytes: Some(536_870_912),
+            pids: Some(256),
+            cpu_cores: Some(1.0),
+            disk_bytes: Some(1_073_741_824),
+        }
+    }
+}
+
 /// Preview operations.
 pub struct PreviewsApi;
 
@@ -341,6 +559,8 @@ impl PreviewsApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: UserAuth,
+        /// The generation's id.
+        #[oai(example = "examples::generation_id")]
         generation_id: Path<String>,
         /// Wait until the app runs or fails.
         #[oai(default)]
@@ -368,11 +588,15 @@ impl PreviewsApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: UserAuth,
+        /// The generation's id.
+        #[oai(example = "examples::generation_id")]
         generation_id: Path<String>,
-    ) -> ApiResult<Json<PreviewStatusBody>> {
+    ) -> ApiResult<StatusAnswer> {
         let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
         let record = latest(&state, &generation)?;
-        Ok(Json(status_body(&state, &generation, &record.id).await?))
+        Ok(StatusAnswer::Ok(Json(
+            status_body(&state, &generation, &record.id).await?,
+        )))
     }
 
     /// Stop the preview
@@ -388,15 +612,19 @@ impl PreviewsApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: UserAuth,
+        /// The generation's id.
+        #[oai(example = "examples::generation_id")]
         generation_id: Path<String>,
-    ) -> ApiResult<Json<PreviewStatusBody>> {
+    ) -> ApiResult<Stopped> {
         let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
         let record = latest(&state, &generation)?;
         state
             .supervisor
             .stop(&record.id, "stopped by the user")
             .await;
-        Ok(Json(status_body(&state, &generation, &record.id).await?))
+        Ok(Stopped::Ok(Json(
+            status_body(&state, &generation, &record.id).await?,
+        )))
     }
 
     /// List the app's routes
@@ -413,8 +641,10 @@ impl PreviewsApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: UserAuth,
+        /// The generation's id.
+        #[oai(example = "examples::generation_id")]
         generation_id: Path<String>,
-    ) -> ApiResult<Json<EndpointList>> {
+    ) -> ApiResult<Endpoints> {
         let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
         let endpoints = routes(&state, &generation)
             .await?
@@ -434,7 +664,7 @@ impl PreviewsApi {
                 },
             })
             .collect();
-        Ok(Json(EndpointList { endpoints }))
+        Ok(Endpoints::Ok(Json(EndpointList { endpoints })))
     }
 
     /// Send a request to the preview
@@ -451,12 +681,15 @@ impl PreviewsApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: UserAuth,
+        /// The generation's id.
+        #[oai(example = "examples::generation_id")]
         generation_id: Path<String>,
-        /// The session token from the launch answer.
+        /// The preview's session token: `session_token` from the launch answer (or from
+        /// `renewPreviewSession`). The `PreviewSession` security scheme.
         #[oai(name = "X-Preview-Session")]
-        session: Header<Option<String>>,
+        session: PreviewSession,
         body: Json<PreviewRequest>,
-    ) -> ApiResult<Json<PreviewResponse>> {
+    ) -> ApiResult<Answered> {
         let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
         let record = latest(&state, &generation)?;
         let token = session.0.ok_or_else(|| {
@@ -498,13 +731,13 @@ impl PreviewsApi {
             .send(record.port, &envelope)
             .await
             .map_err(|err| ApiError::new(err.http_status(), err.code(), err.to_string()))?;
-        Ok(Json(PreviewResponse {
+        Ok(Answered::Ok(Json(PreviewResponse {
             status: response.status,
             headers: response.headers,
             body: response.body,
             body_base64: response.body_base64,
             elapsed_ms: response.elapsed_ms,
-        }))
+        })))
     }
 
     /// Get the preview configuration
@@ -520,8 +753,10 @@ impl PreviewsApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: UserAuth,
+        /// The generation's id.
+        #[oai(example = "examples::generation_id")]
         generation_id: Path<String>,
-    ) -> ApiResult<Json<PreviewConfig>> {
+    ) -> ApiResult<Config> {
         let generation = owned_generation(&state, &auth.0, &generation_id.0)?;
         let config = &state.config;
         let latest = state.store.latest_preview(&generation.id)?;
@@ -567,7 +802,7 @@ impl PreviewsApi {
                     format!("{} launcher {}", plan.runtime.as_str(), args.join(" "))
                 })
             });
-        Ok(Json(PreviewConfig {
+        Ok(Config::Ok(Json(PreviewConfig {
             framework: plugin.as_ref().map(|p| p.name().to_string()),
             plugin: plugin.as_ref().map(|p| PluginRef {
                 name: p.name().to_string(),
@@ -594,7 +829,7 @@ impl PreviewsApi {
                 mechanism: state.supervisor.isolation().mechanism().into(),
                 detail: state.supervisor.isolation().summary().into(),
             },
-        }))
+        })))
     }
 }
 

@@ -1,13 +1,17 @@
-//! The API's security scheme: a bearer JWT naming the user. A failed check answers 401 in the
-//! API's JSON error shape, saying whether the token was expired or not valid.
+//! The API's security schemes: a bearer JWT naming the user, checked here (a failed check
+//! answers 401 in the API's JSON error shape, saying whether the token was expired or not
+//! valid), and a preview's session token in the `X-Preview-Session` header, which the
+//! operations taking it check against their preview.
 
 use std::sync::Arc;
 
 use poem::http::uri::PathAndQuery;
 use poem::http::{header, HeaderValue, Method, StatusCode, Uri};
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::{Endpoint, IntoResponse, Request, RequestBody, Response};
 use poem_openapi::auth::Bearer;
-use poem_openapi::SecurityScheme;
+use poem_openapi::registry::{MetaParamIn, MetaSchemaRef, MetaSecurityScheme, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, SecurityScheme};
 
 use super::error::HttpError;
 use crate::auth::AuthError;
@@ -36,6 +40,88 @@ async fn check_user(req: &Request, bearer: Bearer) -> poem::Result<String> {
         }
         .into()
     })
+}
+
+/// The header carrying a preview's session token.
+pub const SESSION_HEADER: &str = "X-Preview-Session";
+
+/// A preview's session token from the `X-Preview-Session` header, if one was sent: the
+/// `session_token` of the launch answer (or of a session renewal), an HS256 JWT valid for one
+/// preview until `session_expires_at`.
+///
+/// In the spec it is both the `X-Preview-Session` header parameter and the `PreviewSession`
+/// API-key security scheme, required together with the bearer token (see
+/// [`super::Api`]). It is taken as it comes, never refused here: the operation checks it
+/// against its preview, after the generation's ownership, so that another user's generation
+/// is a 404 whatever the header holds.
+pub struct PreviewSession(pub Option<String>);
+
+impl PreviewSession {
+    /// The scheme's name in `components.securitySchemes`.
+    pub const SCHEME: &'static str = "PreviewSession";
+}
+
+impl<'a> ApiExtractor<'a> for PreviewSession {
+    const TYPES: &'static [ApiExtractorType] = &[
+        ApiExtractorType::Parameter,
+        ApiExtractorType::SecurityScheme,
+    ];
+    const PARAM_IS_REQUIRED: bool = false;
+
+    type ParamType = Option<String>;
+    type ParamRawType = String;
+
+    fn register(registry: &mut Registry) {
+        registry.create_security_scheme(
+            Self::SCHEME,
+            MetaSecurityScheme {
+                ty: "apiKey",
+                description: Some(
+                    "A preview's session token: the `session_token` of the launch answer (or of \
+                     `renewPreviewSession`), an HS256 JWT valid for that preview only, until \
+                     `session_expires_at`. The envelope request (`sendPreviewRequest`) needs it \
+                     in this header, with the bearer token. The transparent proxy at \
+                     `/preview/{preview_id}/` takes it as this header, as `?token=` or as the \
+                     `previewd_session` cookie it sets.",
+                ),
+                name: Some(SESSION_HEADER),
+                key_in: Some("header"),
+                scheme: None,
+                bearer_format: None,
+                flows: None,
+                openid_connect_url: None,
+            },
+        );
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![Self::SCHEME]
+    }
+
+    fn param_in() -> Option<MetaParamIn> {
+        Some(MetaParamIn::Header)
+    }
+
+    fn param_schema_ref() -> Option<MetaSchemaRef> {
+        Some(<Option<String>>::schema_ref())
+    }
+
+    fn param_raw_type(&self) -> Option<&String> {
+        self.0.as_ref()
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Option<String>>,
+    ) -> poem::Result<PreviewSession> {
+        let token = request
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        Ok(PreviewSession(token))
+    }
 }
 
 /// The query parameter carrying a bearer token where headers cannot be set.
