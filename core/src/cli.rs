@@ -16,7 +16,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use previewd_plugin_api::Project;
 
-/// Live previews of generated web backends (FastAPI, Flask, Django, Express).
+/// Live previews of generated web backends (FastAPI, Flask, Django, Express, and any framework a
+/// plugin adds).
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -55,12 +56,19 @@ enum Command {
         /// Use this plugin instead of detecting one.
         #[arg(long)]
         framework: Option<String>,
-    },
-    /// List the plugins: built-in ones and those loaded from the plugins dir.
-    Plugins {
-        /// Folder scanned for plugin libraries.
+        /// Folder of third-party plugin libraries to load too.
         #[arg(long, env = "PREVIEWD_PLUGINS_DIR")]
         plugins_dir: Option<PathBuf>,
+    },
+    /// List the plugins: built-in ones, those loaded from the plugins dir, and the libraries
+    /// of the plugins dir that were refused, with the reason.
+    Plugins {
+        /// Folder scanned for plugin libraries (`.so`, `.dylib`).
+        #[arg(long, env = "PREVIEWD_PLUGINS_DIR")]
+        plugins_dir: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -99,26 +107,63 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
             json,
             framework,
-        } => routes(&dir, json, framework.as_deref()),
-        Command::Plugins { plugins_dir } => {
-            if let Some(dir) = plugins_dir {
-                eprintln!(
-                    "note: loading plugins from {} is not supported yet; built-in plugins only",
-                    dir.display()
-                );
-            }
-            for registered in Registry::builtin().plugins() {
-                let plugin = &registered.plugin;
-                println!(
-                    "{:<10} {:<8} built-in  {}",
-                    plugin.name(),
-                    plugin.version(),
-                    plugin.looks_for()
-                );
-            }
-            Ok(())
+            plugins_dir,
+        } => routes(&dir, json, framework.as_deref(), plugins_dir.as_deref()),
+        Command::Plugins { plugins_dir, json } => plugins(plugins_dir.as_deref(), json),
+    }
+}
+
+/// Prints the plugin listing: a table, or the registry's listing as JSON.
+fn plugins(plugins_dir: Option<&std::path::Path>, json: bool) -> anyhow::Result<()> {
+    let listing = Registry::load(plugins_dir)?.listing();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&listing)?);
+        return Ok(());
+    }
+    let rows: Vec<[String; 4]> = listing
+        .plugins
+        .iter()
+        .map(|p| {
+            let origin = match &p.path {
+                Some(path) => path.display().to_string(),
+                None => "built-in".to_string(),
+            };
+            [
+                p.name.clone(),
+                p.version.clone(),
+                p.frameworks.join(","),
+                origin,
+            ]
+        })
+        .collect();
+    let header = ["NAME", "VERSION", "FRAMEWORKS", "ORIGIN"].map(String::from);
+    let width = |column: usize| {
+        std::iter::once(&header)
+            .chain(&rows)
+            .map(|row| row[column].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let widths = [width(0), width(1), width(2)];
+    for row in std::iter::once(&header).chain(&rows) {
+        println!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
+    }
+    if !listing.refused.is_empty() {
+        println!("\nrefused libraries:");
+        for refused in &listing.refused {
+            println!("  {}: {}", refused.path.display(), refused.reason);
         }
     }
+    Ok(())
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
@@ -163,8 +208,20 @@ async fn shutdown_signal() {
     }
 }
 
-fn routes(dir: &std::path::Path, json: bool, framework: Option<&str>) -> anyhow::Result<()> {
-    let registry = Registry::builtin();
+fn routes(
+    dir: &std::path::Path,
+    json: bool,
+    framework: Option<&str>,
+    plugins_dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let registry = Registry::load(plugins_dir)?;
+    for refused in registry.refused() {
+        eprintln!(
+            "note: plugin library {} refused: {}",
+            refused.path.display(),
+            refused.reason
+        );
+    }
     let project = Project::open(dir).with_context(|| format!("reading {}", dir.display()))?;
     let plugin = match framework {
         Some(name) => registry.get(name).with_context(|| {

@@ -27,7 +27,9 @@ pub struct Config {
     #[arg(long, env = "PREVIEWD_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
-    /// Folder scanned for third-party plugin libraries at start-up.
+    /// Folder scanned for third-party plugin libraries (`.so`, `.dylib`) at start-up; each is
+    /// loaded or refused with the reason (`previewd plugins` lists both). A folder that cannot
+    /// be read stops start-up. See plugins/README.md.
     #[arg(long, env = "PREVIEWD_PLUGINS_DIR")]
     pub plugins_dir: Option<PathBuf>,
 

@@ -17,7 +17,8 @@
 //! - [`auth`]: bearer JWTs for users and per-launch session tokens for a preview.
 //! - [`store`]: sled trees for generations and preview instances.
 //! - [`upload`]: checks and writes uploaded files (JSON, `.tar.gz`, `.zip`) with every limit.
-//! - [`registry`]: the built-in plugins, in one list, and framework detection across them.
+//! - [`registry`]: the built-in plugins, in one list, the third-party ones loaded from the
+//!   plugins dir (and the refused libraries), and framework detection across them.
 //! - [`route_table`]: the runtime and static route tables merged into one.
 //! - [`runtimes`]: the launcher scripts previewd ships, written out under the data dir.
 //! - [`install_step`]: one installer run (venv, pip/uv, npm) with progress, tail and timeout.

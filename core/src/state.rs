@@ -13,7 +13,7 @@ use crate::envelope::Envelope;
 use crate::log_store::{LogLimits, LogStore};
 use crate::node_env::NodeEnvs;
 use crate::python_env::PythonEnvs;
-use crate::registry::Registry;
+use crate::registry::{LoadError, Registry};
 use crate::runtimes::Runtimes;
 use crate::store::{Store, StoreError};
 use crate::supervisor::isolation::{Folders, Isolation, IsolationError};
@@ -42,6 +42,8 @@ pub enum OpenError {
     Limits(#[from] LimitsError),
     #[error(transparent)]
     Isolation(#[from] IsolationError),
+    #[error(transparent)]
+    Plugins(#[from] LoadError),
 }
 
 /// The shared state.
@@ -125,13 +127,19 @@ impl AppState {
             config.disk_limit.limit(),
         )?;
         tracing::info!("isolation: {}", isolation.summary());
+        let registry = Registry::load(config.plugins_dir.as_deref())?;
+        tracing::info!(
+            "plugins: {} ({} refused)",
+            registry.names().join(", "),
+            registry.refused().len()
+        );
         let supervisor = Supervisor::start(SupervisorParts {
             limits,
             isolation,
             config: config.clone(),
             store: store.clone(),
             logs: logs.clone(),
-            registry: Registry::builtin(),
+            registry,
             envs,
             node_envs,
             runtimes,

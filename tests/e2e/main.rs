@@ -27,6 +27,8 @@ mod lifecycle;
 mod limits;
 /// Stored log history and stream resumption.
 mod logs;
+/// Third-party plugins loaded from the plugins dir: Koa end to end, refusals, panics contained.
+mod plugins;
 /// Virtualenvs built once and shared.
 mod provisioning;
 /// The transparent proxy: streamed bodies, WebSocket, Swagger UI under the prefix, tokens.

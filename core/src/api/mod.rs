@@ -9,12 +9,14 @@
 //! - [`lifecycle`]: restart, keepalive, session renewal, the caller's previews.
 //! - [`logs`]: the SSE log stream.
 //! - [`meta`]: health and metrics.
+//! - [`plugins`]: the plugin listing.
 
 pub mod error;
 pub mod generations;
 pub mod lifecycle;
 pub mod logs;
 pub mod meta;
+pub mod plugins;
 pub mod previews;
 pub mod security;
 
@@ -87,6 +89,7 @@ type Areas = (
     lifecycle::LifecycleApi,
     logs::LogsApi,
     meta::MetaApi,
+    plugins::PluginsApi,
 );
 
 /// Every operation area, as one API: the areas' own operations and routes, except that an
@@ -157,6 +160,7 @@ pub fn service() -> Service {
             lifecycle::LifecycleApi,
             logs::LogsApi,
             meta::MetaApi,
+            plugins::PluginsApi,
         )),
         "previewd",
         env!("CARGO_PKG_VERSION"),

@@ -10,13 +10,14 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
-use previewd_plugin_api::{Endpoint, Project};
+use previewd_plugin_api::{Endpoint, PluginError, Project};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::generations::owned_generation;
 use super::security::{PreviewSession, UserAuth};
 use super::{examples, ApiTags};
 use crate::envelope::EnvelopeRequest;
+use crate::registry;
 use crate::route_table::{self, Origin};
 use crate::state::AppState;
 use crate::store::{GenerationRecord, PreviewRecord, PreviewStatus};
@@ -807,7 +808,11 @@ impl PreviewsApi {
             plugin: plugin.as_ref().map(|p| PluginRef {
                 name: p.name().to_string(),
                 version: p.version().to_string(),
-                builtin: true,
+                builtin: state
+                    .supervisor
+                    .registry()
+                    .registered(p.name())
+                    .is_some_and(|r| r.origin == registry::Origin::Builtin),
             }),
             detection_reason: generation.detection_reason.clone(),
             runtime: plan.as_ref().map(|p| p.runtime.as_str().to_string()),
@@ -1042,6 +1047,10 @@ fn launch_error(err: LaunchError) -> ApiError {
         LaunchError::UnknownFramework { .. } => (400, "unknown_framework"),
         LaunchError::InvalidEnv(_) => (400, "invalid_env"),
         LaunchError::NotDetected(_) => (422, "no_framework_detected"),
+        LaunchError::Plan {
+            source: PluginError::Failed { .. },
+            ..
+        } => (422, "plugin_failed"),
         LaunchError::Plan { .. } => (422, "no_entrypoint"),
         LaunchError::NoPort(_) => (503, "no_free_port"),
         LaunchError::Io(err) => return ApiError::internal("reading the project", err),

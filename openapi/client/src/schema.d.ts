@@ -396,6 +396,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/plugins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the framework plugins
+         * @description The plugins this server detects and launches projects with: the built-in ones and the
+         *     third-party ones loaded at start-up from its plugins dir (`--plugins-dir`), in the order
+         *     that breaks detection ties, and the libraries of that folder it refused, with the
+         *     reason. The same listing as `previewd plugins --json`.
+         */
+        get: operations["listPlugins"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -795,6 +818,83 @@ export interface components {
             files: components["schemas"]["NewFile"][];
         };
         /**
+         * PluginInfo
+         * @description One plugin.
+         * @example {
+         *       "builtin": false,
+         *       "frameworks": [
+         *         "koa"
+         *       ],
+         *       "looks_for": "a package.json that depends on koa, with an entry file",
+         *       "name": "koa",
+         *       "path": "/etc/previewd/plugins/libpreviewd_plugin_koa.so",
+         *       "version": "0.1.0"
+         *     }
+         */
+        PluginInfo: {
+            /**
+             * @description The plugin's name: what generations show as `framework` when it detects them, and a
+             *     `framework` value launch accepts.
+             */
+            name: string;
+            /** @description The plugin's own version. */
+            version: string;
+            /** @description The framework names it answers to at launch (`framework` in the launch body). */
+            frameworks: string[];
+            /** @description What its detection looks for, in words. */
+            looks_for: string;
+            /** @description Whether it is built into previewd (`false`: loaded from the plugins dir). */
+            builtin: boolean;
+            /** @description The library it was loaded from, on the server; absent for a built-in plugin. */
+            path?: string;
+        };
+        /**
+         * PluginList
+         * @description The plugins of the server.
+         * @example {
+         *       "plugins": [
+         *         {
+         *           "builtin": true,
+         *           "frameworks": [
+         *             "fastapi"
+         *           ],
+         *           "looks_for": "a Python file creating `FastAPI()`",
+         *           "name": "fastapi",
+         *           "version": "0.1.0"
+         *         },
+         *         {
+         *           "builtin": false,
+         *           "frameworks": [
+         *             "koa"
+         *           ],
+         *           "looks_for": "a package.json that depends on koa, with an entry file",
+         *           "name": "koa",
+         *           "path": "/etc/previewd/plugins/libpreviewd_plugin_koa.so",
+         *           "version": "0.1.0"
+         *         }
+         *       ],
+         *       "refused": [
+         *         {
+         *           "path": "/etc/previewd/plugins/libold_plugin.so",
+         *           "reason": "it was built for plugin ABI 0 (previewd-plugin-api 0.0.9), but this previewd speaks plugin ABI 1 (previewd-plugin-api 0.1.0); rebuild it against previewd-plugin-api 0.1.0"
+         *         }
+         *       ]
+         *     }
+         */
+        PluginList: {
+            /**
+             * @description Every plugin in use: the built-in ones first, in their order, then the ones loaded from
+             *     the plugins dir, by file name. When several plugins claim a project the most confident
+             *     wins, and a tie goes to the one listed first.
+             */
+            plugins: components["schemas"]["PluginInfo"][];
+            /**
+             * @description The libraries of the plugins dir that are not used, each with the reason. Empty when
+             *     every library loaded, or when the server has no plugins dir.
+             */
+            refused: components["schemas"]["RefusedPlugin"][];
+        };
+        /**
          * PluginRef
          * @description The plugin chosen for a project.
          * @example {
@@ -1082,6 +1182,24 @@ export interface components {
              *     proxied and envelope requests, keepalives and open log streams count as use).
              */
             idle_expires_at?: string | null;
+        };
+        /**
+         * RefusedPlugin
+         * @description A library of the plugins dir that is not used.
+         * @example {
+         *       "path": "/etc/previewd/plugins/libold_plugin.so",
+         *       "reason": "it was built for plugin ABI 0 (previewd-plugin-api 0.0.9), but this previewd speaks plugin ABI 1 (previewd-plugin-api 0.1.0); rebuild it against previewd-plugin-api 0.1.0"
+         *     }
+         */
+        RefusedPlugin: {
+            /** @description The library, on the server. */
+            path: string;
+            /**
+             * @description Why it is not used, as a sentence about it: not a loadable library, no
+             *     `PREVIEWD_PLUGIN` declaration, built for another plugin ABI version (both versions
+             *     named), built with panic=abort, failed to describe itself, or a name already taken.
+             */
+            reason: string;
         };
         /**
          * ResourceLimits
@@ -3507,6 +3625,134 @@ export interface operations {
                 };
                 content: {
                     "text/plain; charset=utf-8": string;
+                };
+            };
+        };
+    };
+    listPlugins: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The plugins in use and the refused libraries. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["PluginList"];
+                };
+            };
+            /** @description The request is malformed or names something invalid. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The bearer token (or session token) is missing, malformed, expired or not valid. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such generation or preview (or it belongs to another user). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request conflicts with the current state (e.g. a preview is already running). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The upload or request body exceeds a limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body's Content-Type is not one the operation takes. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The project cannot be previewed (no framework detected, no entrypoint, launch failed). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The user's preview quota is used up. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description previewd itself failed (disk, database). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The preview failed to answer properly. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No capacity right now (e.g. no free port). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The preview did not answer in time. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
         };

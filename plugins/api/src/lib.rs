@@ -4,16 +4,19 @@
 //! A plugin teaches previewd one framework (or a family of them): how to recognise a project
 //! ([`RuntimePlugin::detect`]), how to start it on a given port ([`RuntimePlugin::launch_plan`])
 //! and which HTTP routes its source declares ([`RuntimePlugin::routes`]). Built-in plugins are
-//! linked into previewd and used through this trait; third-party plugins go through the same
-//! trait behind a loader.
+//! linked into previewd and used through this trait; third-party plugins, built as shared
+//! libraries with [`export_plugin!`], go through the same trait behind the loader of previewd,
+//! across the C ABI of [`abi`]. `plugins/README.md` is the plugin author's guide.
 //!
 //! # Layout
+//! - [`abi`]: the versioned C ABI of plugins loaded at run time, and [`export_plugin!`].
 //! - [`project`]: a read-only view of an uploaded project's files.
 //! - [`plan`]: the launch plan (runtime, launcher arguments, env, working dir, readiness probe).
 //! - [`routes`]: the endpoint records a route extractor produces.
 //! - [`query`]: loading tree-sitter queries kept as `.scm` files.
 //! - `testing` (feature `testing`): what the plugins' fixture snapshot tests share.
 
+pub mod abi;
 pub mod plan;
 pub mod project;
 pub mod query;
@@ -50,6 +53,11 @@ pub enum PluginError {
     /// A tree-sitter query shipped with the plugin does not compile against its grammar.
     #[error("query {name} does not compile: {message}")]
     Query { name: String, message: String },
+    /// The plugin failed in a way none of the above describes: a plugin loaded from a library
+    /// panicked (the panic was caught), or its answer could not be read. `message` says which
+    /// plugin, doing what, and why.
+    #[error("{message}")]
+    Failed { message: String },
 }
 
 /// One framework plugin. Implementations are stateless and cheap to call; the host may call any

@@ -63,6 +63,18 @@ impl Project {
         Ok(Project { root, files })
     }
 
+    /// A project from a file list taken elsewhere: `files` are relative to `root` and are
+    /// sorted here. A plugin loaded from a library gets the host's listing this way (see
+    /// [`abi`](crate::abi)), so every plugin sees the same files.
+    pub fn from_files(root: impl Into<PathBuf>, mut files: Vec<PathBuf>) -> Project {
+        files.sort();
+        files.dedup();
+        Project {
+            root: root.into(),
+            files,
+        }
+    }
+
     /// The project's root folder.
     pub fn root(&self) -> &Path {
         &self.root
@@ -101,9 +113,38 @@ impl Project {
     }
 }
 
+/// `a/./b/../c` → `a/c`, without touching the disk (for relative imports between a project's
+/// files); `None` when the path climbs out of where it starts.
+pub fn normalize(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Project;
+    use super::{normalize, Project};
+    use std::path::{Path, PathBuf};
+
+    /// `.` and `..` are resolved; climbing out of the start is refused.
+    #[test]
+    fn normalizing() {
+        assert_eq!(
+            normalize(Path::new("a/./b/../c")),
+            Some(PathBuf::from("a/c"))
+        );
+        assert_eq!(normalize(Path::new("../x")), None);
+    }
     use std::fs;
 
     /// Dependency and cache folders are left out; the rest is listed sorted and relative.

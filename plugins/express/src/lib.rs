@@ -11,7 +11,8 @@
 //! - this file: the plugin, detection and the launch plan.
 //! - `package`: the `package.json` depending on express, the entry, the TypeScript loader.
 //! - `model`: what one source file declares (apps, routers, imports, exports, routes, mounts).
-//! - `routes`: route extraction across files and the path rule shared with the launcher.
+//! - `routes`: route extraction across files (the path rule, shared with the launcher and
+//!   other Node plugins, is `previewd_plugin_api::routes::join_path`).
 //! - `comments`: a route's summary and description from the comment above it.
 //! - `queries`: the grammars and the tree-sitter queries (`queries/*.scm`).
 

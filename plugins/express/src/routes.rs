@@ -11,6 +11,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use previewd_plugin_api::project::normalize;
+use previewd_plugin_api::routes::join_path as join;
 use previewd_plugin_api::{Endpoint, PluginError, Project};
 
 use crate::model::{Export, FileModel, Value};
@@ -219,90 +221,5 @@ impl Program {
             _ => stem,
         };
         vec![tag.to_string()]
-    }
-}
-
-/// `a/./b/../c` → `a/c`; `None` when it climbs out of the root.
-fn normalize(path: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    Some(out)
-}
-
-/// Joins a prefix and a route path the way the Node launcher does (see the module docs).
-pub(crate) fn join(prefix: &str, path: &str) -> String {
-    let mut joined = String::new();
-    for c in format!("{prefix}/{path}").chars() {
-        if !(c == '/' && joined.ends_with('/')) {
-            joined.push(c);
-        }
-    }
-    if joined.len() > 1 && joined.ends_with('/') {
-        joined.pop();
-    }
-    params(&joined)
-}
-
-/// `:id`, `:id?`, `:id(\d+)` → `{id}`.
-fn params(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut chars = path.chars().peekable();
-    while let Some(c) = chars.next() {
-        let starts_name = chars
-            .peek()
-            .is_some_and(|n| n.is_ascii_alphabetic() || *n == '_' || *n == '$');
-        if c != ':' || !starts_name {
-            out.push(c);
-            continue;
-        }
-        let mut name = String::new();
-        while let Some(n) = chars.next_if(|n| n.is_ascii_alphanumeric() || *n == '_' || *n == '$') {
-            name.push(n);
-        }
-        if chars.next_if_eq(&'(').is_some() {
-            for n in chars.by_ref() {
-                if n == ')' {
-                    break;
-                }
-            }
-        }
-        chars.next_if_eq(&'?');
-        out.push_str(&format!("{{{name}}}"));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The joining rule the launcher shares.
-    #[test]
-    fn joining() {
-        assert_eq!(join("", "/"), "/");
-        assert_eq!(join("//api/", "/"), "/api");
-        assert_eq!(join("/api", "users/:id"), "/api/users/{id}");
-        assert_eq!(join("/", "/a/:b?/:c(\\d+)/x"), "/a/{b}/{c}/x");
-        assert_eq!(join("", "/t/:a-:b"), "/t/{a}-{b}");
-        assert_eq!(join("", "/time/12:30"), "/time/12:30");
-    }
-
-    #[test]
-    fn normalizing() {
-        assert_eq!(
-            normalize(Path::new("a/./b/../c")),
-            Some(PathBuf::from("a/c"))
-        );
-        assert_eq!(normalize(Path::new("../x")), None);
     }
 }
