@@ -53,6 +53,7 @@ def me():
         "cap_eff": cap_eff,
         "umount": umount,
         "project_root": os.environ["PREVIEWD_PROJECT_ROOT"],
+        "home": os.path.expanduser("~"),
     }
 "#;
 
@@ -171,6 +172,11 @@ async fn a_preview_sees_only_its_own_files_and_processes() {
         true
     );
     assert_eq!(write(client, snoop, "/tmp/out.txt").await["ok"], true);
+    let home = me["home"].as_str().unwrap();
+    assert_eq!(
+        write(client, snoop, &format!("{home}/.cache")).await["ok"],
+        true
+    );
     for system in ["/etc/previewd-test", "/usr/previewd-test"] {
         let answer = write(client, snoop, system).await;
         assert!(

@@ -891,6 +891,17 @@ impl PreviewRun {
                 work_dir: &work_dir,
             })
             .map_err(|err| format!("preparing the preview's sandbox: {err}"))?;
+        // In a sandbox the user's home is read-only: the app gets a writable one of its own
+        // (for tools' caches and settings), inside its disk limit.
+        let home = match sandbox {
+            Some(_) => {
+                let home = scratch.join("home");
+                std::fs::create_dir_all(&home)
+                    .map_err(|err| format!("creating {}: {err}", home.display()))?;
+                Some(home)
+            }
+            None => None,
+        };
         // Python's `-u`: unbuffered output. Node writes to pipes without buffering anyway.
         let (launcher, flags): (_, &[&str]) = match self.plan.runtime {
             Runtime::Python => (inner.runtimes.python_launcher(), &["-u"]),
@@ -910,6 +921,7 @@ impl PreviewRun {
                     .filter_map(|k| Some((*k, std::env::var_os(k)?))),
             )
             .env("TMPDIR", &tmp)
+            .envs(home.as_ref().map(|home| ("HOME", home)))
             .envs(inner.limits.child_env(self.plan.runtime).iter().copied())
             .envs(&self.plan.env)
             .envs(&self.options.env)
@@ -923,10 +935,8 @@ impl PreviewRun {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Some(venv) = interpreter.parent().and_then(Path::parent) {
-            if self.plan.runtime == Runtime::Python {
-                command.env("VIRTUAL_ENV", venv);
-            }
+        if let (Runtime::Python, Some(venv)) = (self.plan.runtime, &provisioned.env_dir) {
+            command.env("VIRTUAL_ENV", venv);
         }
         // SAFETY: setsid is async-signal-safe, and so are the limits' set-up (open, write,
         // close and setrlimit) and the sandbox's (system calls only), both on data prepared

@@ -119,7 +119,8 @@ impl Isolation {
     pub fn describe(&self) -> String {
         match self.sandboxes {
             Some(_) => "isolation: own mount, PID and IPC namespaces; the system read-only; \
-                        writable: the project folder, the scratch folder and a private /tmp; \
+                        writable: the project folder, the scratch folder (HOME, TMPDIR) and a \
+                        private /tmp; \
                         previewd's data and cache folders hidden; no capabilities"
                 .into(),
             None => format!("isolation: {}", self.summary),
