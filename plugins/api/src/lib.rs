@@ -13,8 +13,10 @@
 //! - [`project`]: a read-only view of an uploaded project's files.
 //! - [`plan`]: the launch plan (runtime, launcher arguments, env, working dir, readiness probe).
 //! - [`routes`]: the endpoint records a route extractor produces.
-//! - [`query`]: loading tree-sitter queries kept as `.scm` files.
-//! - `testing` (feature `testing`): what the plugins' fixture snapshot tests share.
+//! - [`query`]: compiling tree-sitter queries kept as `.scm` files (once per process), and
+//!   running them to plain matches.
+//! - `testing` (feature `testing`): what the plugins' tests share (fixture snapshots,
+//!   throwaway projects, mangled sources).
 
 pub mod abi;
 pub mod plan;

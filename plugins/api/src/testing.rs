@@ -1,7 +1,8 @@
-//! What every plugin's fixture snapshot tests share (behind the `testing` feature, which the
-//! plugins enable in their dev-dependencies): opening a fixture project and the launch
-//! snapshot's contents. The `insta` assertions stay in each plugin's `tests/fixtures.rs`, so
-//! the snapshots keep their names and folders.
+//! What every plugin's tests share (behind the `testing` feature, which the plugins enable in
+//! their dev-dependencies): opening a fixture project and the launch snapshot's contents;
+//! throwaway projects and the (method, path) pairs of their routes, for edge cases; mangled
+//! sources, for inputs that must not panic. The `insta` assertions stay in each plugin's tests,
+//! so the snapshots keep their names and folders.
 
 use std::path::Path;
 
@@ -32,6 +33,32 @@ impl Launch {
             launch_plan: plugin.launch_plan(project, PORT).map_err(|e| e.to_string()),
         }
     }
+}
+
+/// A project made of `files` (path, content) in a temporary folder, which lives as long as the
+/// returned `TempDir`.
+pub fn temp_project(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Project) {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        let full = dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+    }
+    let project = Project::open(dir.path()).unwrap();
+    (dir, project)
+}
+
+/// (method, path) of every route `plugin` extracts from `project`.
+pub fn routes_of<P: RuntimePlugin + ?Sized>(
+    plugin: &P,
+    project: &Project,
+) -> Vec<(String, String)> {
+    plugin
+        .routes(project)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.method, e.path))
+        .collect()
 }
 
 /// A source file as hostile or broken input: arbitrary bytes, or `seed` (a real app's source)

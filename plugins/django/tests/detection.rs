@@ -1,40 +1,18 @@
 //! Detection, launch-plan and extraction edge cases on throwaway projects: other launch files,
 //! split settings, weak evidence, no evidence, and inputs that must not panic.
 
-use previewd_plugin_api::testing::mangled;
-use previewd_plugin_api::{PluginError, Project, RuntimePlugin};
+use previewd_plugin_api::testing::{mangled, routes_of, temp_project};
+use previewd_plugin_api::{PluginError, RuntimePlugin};
 use previewd_plugin_django::DjangoPlugin;
 
 use proptest::prelude::*;
-
-/// A project made of `files` (path, content) in a temporary folder.
-fn project(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Project) {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, content) in files {
-        let full = dir.path().join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, content).unwrap();
-    }
-    let project = Project::open(dir.path()).unwrap();
-    (dir, project)
-}
-
-/// (method, path) of every extracted route.
-fn routes(project: &Project) -> Vec<(String, String)> {
-    DjangoPlugin
-        .routes(project)
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.method, e.path))
-        .collect()
-}
 
 const SETTINGS: &[u8] = b"ROOT_URLCONF = 'site_cfg.urls'\nINSTALLED_APPS = []\n";
 
 /// No manage.py: wsgi.py names the settings; the working dir is where the package resolves.
 #[test]
 fn wsgi_names_the_settings() {
-    let (_dir, project) = project(&[
+    let (_dir, project) = temp_project(&[
         (
             "srv/site_cfg/wsgi.py",
             b"import os\nos.environ['DJANGO_SETTINGS_MODULE'] = 'site_cfg.settings'\n",
@@ -51,13 +29,16 @@ fn wsgi_names_the_settings() {
     assert_eq!(plan.args[3], "site_cfg.settings");
     let detection = DjangoPlugin.detect(&project).unwrap();
     assert_eq!(detection.confidence, 0.95);
-    assert_eq!(routes(&project), [("GET".into(), "/x/".into())]);
+    assert_eq!(
+        routes_of(&DjangoPlugin, &project),
+        [("GET".into(), "/x/".into())]
+    );
 }
 
 /// Split settings (`settings/dev.py` importing `*` from `base.py`) and no launch file at all.
 #[test]
 fn split_settings() {
-    let (_dir, project) = project(&[
+    let (_dir, project) = temp_project(&[
         (
             "manage.py",
             b"import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings.dev')\n",
@@ -83,7 +64,7 @@ urlpatterns = [re_path(r'^go/(?P<to>\\w+)$', RedirectView.as_view())]\n",
         detection.reason,
         "manage.py + proj/settings/dev.py with ROOT_URLCONF = \"proj.urls\""
     );
-    let found = routes(&project);
+    let found = routes_of(&DjangoPlugin, &project);
     assert_eq!(found.len(), 5, "{found:?}");
     assert!(found.iter().all(|(_, path)| path == "/go/{to}"));
 }
@@ -91,7 +72,7 @@ urlpatterns = [re_path(r'^go/(?P<to>\\w+)$', RedirectView.as_view())]\n",
 /// Weak evidence only: an import, a manifest; and nothing to launch.
 #[test]
 fn weak_evidence() {
-    let (_dir, project) = project(&[
+    let (_dir, project) = temp_project(&[
         ("lib.py", b"from django.conf import settings\n"),
         ("requirements.txt", b"Django>=5\n"),
     ]);
@@ -99,7 +80,7 @@ fn weak_evidence() {
     assert_eq!(detection.confidence, 0.4);
     let err = DjangoPlugin.launch_plan(&project, 3001).unwrap_err();
     assert!(matches!(err, PluginError::NoEntrypoint { .. }), "{err}");
-    let (_dir2, manifest_only) = self::project(&[(
+    let (_dir2, manifest_only) = temp_project(&[(
         "pyproject.toml",
         b"[project]\ndependencies = [\"django\"]\n",
     )]);
@@ -112,7 +93,7 @@ fn weak_evidence() {
 /// Other frameworks are not claimed.
 #[test]
 fn not_django() {
-    let (_dir, project) = project(&[
+    let (_dir, project) = temp_project(&[
         (
             "app.py",
             b"from flask import Flask\napp = Flask(__name__)\n",
@@ -120,7 +101,7 @@ fn not_django() {
         ("requirements.txt", b"flask\ndjango-environ\n"),
     ]);
     assert_eq!(DjangoPlugin.detect(&project), None);
-    assert!(routes(&project).is_empty());
+    assert!(routes_of(&DjangoPlugin, &project).is_empty());
 }
 
 /// Garbage, binary data, truncated files, include cycles and pathological nesting never panic.
@@ -143,7 +124,7 @@ fn hostile_input() {
     let chain: String = (1..200)
         .map(|i| format!("P{i} = P{} + P{}\n", i - 1, i - 1))
         .collect();
-    let (_dir, project) = project(&[
+    let (_dir, project) = temp_project(&[
         (
             "manage.py",
             b"import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'cfg.settings')\n",
@@ -167,7 +148,7 @@ fn hostile_input() {
         ("cfg/strings.py", b"x = '''\nr = f'{'\nb = '\\N{\n"),
     ]);
     assert!(DjangoPlugin.detect(&project).is_some());
-    let found = routes(&project);
+    let found = routes_of(&DjangoPlugin, &project);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, "GET");
 }
@@ -180,7 +161,7 @@ proptest! {
         root in mangled(include_bytes!("fixtures/polls/mysite/urls.py")),
         app in mangled(include_bytes!("fixtures/polls/polls/urls.py")),
     ) {
-        let (_dir, project) = project(&[
+        let (_dir, project) = temp_project(&[
             ("manage.py", include_bytes!("fixtures/polls/manage.py")),
             ("mysite/__init__.py", b""),
             ("mysite/settings.py", include_bytes!("fixtures/polls/mysite/settings.py")),

@@ -8,31 +8,29 @@
 //! `ts-node`. Dependencies are installed by the host from `package.json` and its lockfile.
 //!
 //! # Layout
-//! - this file: the plugin, detection and the launch plan.
-//! - `package`: the `package.json` depending on express, the entry, the TypeScript loader.
-//! - `model`: what one source file declares (apps, routers, imports, exports, routes, mounts).
+//! - this file: the plugin, detection, the launch plan and where the entry is looked for.
+//! - `model`: what one source file declares about Express (apps, routers, routes, mounts).
 //! - `routes`: route extraction across files (the path rule, shared with the launcher and
 //!   other Node plugins, is `previewd_plugin_api::routes::join_path`).
 //! - `comments`: a route's summary and description from the comment above it.
-//! - `queries`: the grammars and the tree-sitter queries (`queries/*.scm`).
+//! - `queries/member_calls.scm`: the route and mount calls.
+//!
+//! Reading JavaScript and TypeScript that is not about Express (`package.json` and the entry,
+//! the grammars, imports and exports, module resolution) is `previewd_plugin_javascript`'s.
 
 mod comments;
 mod model;
-mod package;
-mod queries;
 mod routes;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use previewd_plugin_api::{
-    Detection, Endpoint, LaunchPlan, PluginError, Project, Readiness, Runtime, RuntimePlugin,
-};
+use previewd_plugin_api::{Detection, Endpoint, LaunchPlan, PluginError, Project, RuntimePlugin};
+use previewd_plugin_javascript::launch::no_entrypoint;
+use previewd_plugin_javascript::package::is_typescript;
+use previewd_plugin_javascript::{Entry, EntryRules, NodeApp, Package};
 
-use crate::package::{is_typescript, Entry, Package};
-use crate::routes::Program;
-
-/// The plugin's name, also the `framework` value users pass at launch.
+/// The plugin's name, also the `framework` value users pass at launch, and the dependency that
+/// makes a package Express.
 const NAME: &str = "express";
 
 /// What detection looks for, in words.
@@ -40,45 +38,61 @@ const LOOKS_FOR: &str = "a package.json that depends on express, with an entry f
      (from scripts.start, main or scripts.dev, else server.js, app.js, index.js, src/…, .ts \
      too) or a JavaScript/TypeScript file calling `express()`";
 
+/// Where the entry is looked for: `scripts.start` (`node server.js`, `nodemon src/index.js`,
+/// `ts-node src/app.ts`, `node ./bin/www`), `main`, `scripts.dev` or `scripts.serve`
+/// (`tsx watch src/index.ts`), else a conventional name; else (see [`found`]) a file calling
+/// `express()`.
+const ENTRY_RULES: EntryRules = EntryRules {
+    later_scripts: &["dev", "serve"],
+    conventional: &[
+        "server.js",
+        "app.js",
+        "index.js",
+        "main.js",
+        "server.ts",
+        "app.ts",
+        "index.ts",
+        "main.ts",
+        "src/server.js",
+        "src/app.js",
+        "src/index.js",
+        "src/main.js",
+        "src/server.ts",
+        "src/app.ts",
+        "src/index.ts",
+        "src/main.ts",
+        "server.mjs",
+        "app.mjs",
+        "index.mjs",
+        "src/index.mjs",
+    ],
+};
+
 /// The Express plugin.
 pub struct ExpressPlugin;
 
-/// What detection and the launch plan both need.
-struct Found {
-    package: Package,
-    /// Relative to the package folder.
-    entry: Option<Entry>,
-    /// The first file calling `express()`, relative to the project root.
-    app_file: Option<PathBuf>,
-}
-
-impl Found {
-    fn read(project: &Project) -> Result<Option<Found>, PluginError> {
-        let Some(package) = Package::find(project) else {
-            return Ok(None);
-        };
-        let entry = package.entry(project);
-        let entry_path = entry.as_ref().map(|e| package.dir.join(&e.path));
-        let program = Program::load(project, &package.dir, entry_path.as_deref())?;
-        let app_file = program.app_files().next().map(Path::to_path_buf);
-        let entry = entry.or_else(|| {
-            let path = app_file.as_ref()?.strip_prefix(&package.dir).ok()?;
-            Some(Entry {
-                path: path.to_path_buf(),
-                source: "the file calling express()",
-            })
-        });
-        Ok(Some(Found {
-            package,
-            entry,
-            app_file,
-        }))
-    }
-}
-
-/// `path` as shown to users: relative to the root, `/`-separated.
-fn shown(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
+/// What detection and the launch plan both need: the package depending on express, its entry
+/// (else the file calling `express()`), and the first file calling `express()`.
+fn found(project: &Project) -> Result<Option<NodeApp>, PluginError> {
+    let Some(package) = Package::find(project, NAME) else {
+        return Ok(None);
+    };
+    let entry = package.entry(project, &ENTRY_RULES);
+    let entry_path = entry.as_ref().map(|e| package.dir.join(&e.path));
+    let program = routes::load(project, &package.dir, entry_path.as_deref())?;
+    let app_file = routes::app_files(&program).next().map(Path::to_path_buf);
+    let entry = entry.or_else(|| {
+        let path = app_file.as_ref()?.strip_prefix(&package.dir).ok()?;
+        Some(Entry {
+            path: path.to_path_buf(),
+            source: "the file calling express()".to_string(),
+        })
+    });
+    Ok(Some(NodeApp {
+        package,
+        entry,
+        app_file,
+    }))
 }
 
 impl RuntimePlugin for ExpressPlugin {
@@ -95,68 +109,39 @@ impl RuntimePlugin for ExpressPlugin {
     }
 
     fn detect(&self, project: &Project) -> Option<Detection> {
-        let Some(found) = Found::read(project).ok()? else {
-            let program = Program::load(project, Path::new(""), None).ok()?;
-            let file = program.app_files().next()?;
+        let Some(app) = found(project).ok()? else {
+            let program = routes::load(project, Path::new(""), None).ok()?;
+            let file = routes::app_files(&program).next()?;
             return Some(Detection {
                 confidence: 0.3,
                 reason: format!(
                     "{} calls express(), but no package.json depends on express",
-                    shown(file)
+                    file.display()
                 ),
             });
         };
-        let mut reason = format!("{} depends on express", shown(&found.package.manifest));
-        if let Some(file) = &found.app_file {
-            reason.push_str(&format!("; {} calls express()", shown(file)));
-        }
-        if let Some(entry) = &found.entry {
-            let path = found.package.dir.join(&entry.path);
-            if found.app_file.as_ref() != Some(&path) {
-                reason.push_str(&format!("; {} starts it ({})", shown(&path), entry.source));
-            }
-        }
-        let confidence = match (&found.app_file, &found.entry) {
-            (Some(_), Some(_)) => 0.95,
-            (None, Some(_)) => 0.7,
-            _ => 0.5,
-        };
-        Some(Detection { confidence, reason })
+        Some(app.detection("calls express()"))
     }
 
     fn launch_plan(&self, project: &Project, port: u16) -> Result<LaunchPlan, PluginError> {
-        let no_entry = || PluginError::NoEntrypoint {
-            looked_for: LOOKS_FOR.to_string(),
-        };
-        let found = Found::read(project)?.ok_or_else(no_entry)?;
-        let entry = found.entry.ok_or_else(no_entry)?;
-        let mut args = vec![
-            "--entry".to_string(),
-            shown(&entry.path),
-            "--port".to_string(),
-            port.to_string(),
-        ];
-        if is_typescript(&entry.path) {
-            args.extend(["--loader".to_string(), found.package.loader().to_string()]);
+        let app = found(project)?.ok_or_else(|| no_entrypoint(LOOKS_FOR))?;
+        let mut plan = app.launch_plan(port, LOOKS_FOR)?;
+        // A `.ts` entry runs through the project's TypeScript loader.
+        if app.entry.as_ref().is_some_and(|e| is_typescript(&e.path)) {
+            plan.args
+                .extend(["--loader".to_string(), app.package.loader().to_string()]);
         }
-        Ok(LaunchPlan {
-            runtime: Runtime::Node,
-            args,
-            env: BTreeMap::new(),
-            working_dir: found.package.dir.clone(),
-            requirements: vec![found.package.manifest.clone()],
-            readiness: Readiness::default(),
-        })
+        Ok(plan)
     }
 
     fn routes(&self, project: &Project) -> Result<Vec<Endpoint>, PluginError> {
-        let program = match Found::read(project)? {
-            Some(found) => {
-                let entry = found.entry.map(|e| found.package.dir.join(e.path));
-                Program::load(project, &found.package.dir, entry.as_deref())?
+        let program = match found(project)? {
+            Some(app) => {
+                let entry = app.entry.map(|e| app.package.dir.join(e.path));
+                routes::load(project, &app.package.dir, entry.as_deref())?
             }
-            None => Program::load(project, Path::new(""), None)?,
+            None => routes::load(project, Path::new(""), None)?,
         };
-        Ok(program.endpoints())
+        Ok(routes::endpoints(&program))
     }
 }

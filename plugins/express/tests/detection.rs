@@ -1,39 +1,18 @@
 //! Detection, launch-plan and extraction edge cases on throwaway projects: weak evidence, no
 //! evidence, nested packages, module spellings, and inputs that must not panic.
 
-use previewd_plugin_api::testing::mangled;
-use previewd_plugin_api::{PluginError, Project, RuntimePlugin};
+use previewd_plugin_api::testing::{mangled, routes_of, temp_project};
+use previewd_plugin_api::{PluginError, RuntimePlugin};
 use previewd_plugin_express::ExpressPlugin;
 
 use proptest::prelude::*;
 
-/// A project made of `files` (path, content) in a temporary folder.
-fn project(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Project) {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, content) in files {
-        let full = dir.path().join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, content).unwrap();
-    }
-    let project = Project::open(dir.path()).unwrap();
-    (dir, project)
-}
-
 const PACKAGE: &[u8] = br#"{"dependencies": {"express": "^4.21.2"}}"#;
-
-fn routes(project: &Project) -> Vec<(String, String)> {
-    ExpressPlugin
-        .routes(project)
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.method, e.path))
-        .collect()
-}
 
 /// A backend folder beside a frontend: the express package.json decides the working dir.
 #[test]
 fn nested_backend() {
-    let (_dir, project) = project(&[
+    let (_dir, project) = temp_project(&[
         ("frontend/package.json", br#"{"dependencies": {"react": "18"}}"#),
         ("frontend/src/main.js", b"console.log('hi')\n"),
         ("backend/package.json", br#"{"scripts": {"start": "nodemon src/index.js"}, "dependencies": {"express": "4"}}"#),
@@ -52,13 +31,16 @@ fn nested_backend() {
         plan.requirements,
         [std::path::Path::new("backend/package.json")]
     );
-    assert_eq!(routes(&project), [("GET".into(), "/".into())]);
+    assert_eq!(
+        routes_of(&ExpressPlugin, &project),
+        [("GET".into(), "/".into())]
+    );
 }
 
 /// express() without a package.json: a weak claim that cannot be launched.
 #[test]
 fn no_package_json() {
-    let (_dir, project) = project(&[(
+    let (_dir, project) = temp_project(&[(
         "server.js",
         b"const express = require('express');\nconst app = express();\n",
     )]);
@@ -71,19 +53,19 @@ fn no_package_json() {
 /// Other Node projects are not claimed.
 #[test]
 fn not_express() {
-    let (_dir, project) = project(&[
+    let (_dir, project) = temp_project(&[
         ("package.json", br#"{"dependencies": {"fastify": "4"}}"#),
         ("index.js", b"require('fastify')().get('/', () => 1)\n"),
     ]);
     assert_eq!(ExpressPlugin.detect(&project), None);
-    assert!(routes(&project).is_empty());
+    assert!(routes_of(&ExpressPlugin, &project).is_empty());
 }
 
 /// Mounting spellings: inline require, a `require().x` member, a namespace import, a router
 /// exported through `module.exports = { ... }`, `new Router()`, a mount cycle.
 #[test]
 fn mount_spellings() {
-    let (_dir, project) = project(&[
+    let (_dir, project) = temp_project(&[
         ("package.json", PACKAGE),
         ("app.js", b"const express = require('express');\nconst api = require('./api');\nimport * as ns from './ns.js';\nconst app = express();\napp.use('/a', require('./a'));\napp.use('/b', require('./b').router);\napp.use('/c', api.c);\napp.use('/ns', ns.default);\n"),
         ("a.js", b"const r = require('express').Router();\nr.get('/x', h);\nmodule.exports = r;\n"),
@@ -92,7 +74,7 @@ fn mount_spellings() {
         ("ns.js", b"import { Router } from 'express';\nconst r = Router();\nr.head('/h', h);\nexport default r;\n"),
     ]);
     assert_eq!(
-        routes(&project),
+        routes_of(&ExpressPlugin, &project),
         [
             ("GET".into(), "/a/x".into()),
             ("POST".into(), "/b/{id}".into()),
@@ -105,7 +87,7 @@ fn mount_spellings() {
 /// TypeScript entries get a loader: the project's ts-node when it has no tsx.
 #[test]
 fn typescript_loader() {
-    let (_dir, project) = project(&[
+    let (_dir, project) = temp_project(&[
         ("package.json", br#"{"main": "src/app.ts", "dependencies": {"express": "5"}, "devDependencies": {"ts-node": "10"}}"#),
         ("src/app.ts", b"import express from 'express';\nconst app = express();\napp.listen(1);\n"),
     ]);
@@ -136,7 +118,7 @@ fn hostile_input() {
         ".get(h)".repeat(3_000)
     );
     let huge = "a".repeat(3 * 1024 * 1024);
-    let (_dir, project) = project(&[
+    let (_dir, project) = temp_project(&[
         ("package.json", PACKAGE),
         ("server.js", b"const express = require('express');\nconst app = express();\napp.get('/ok', h);\napp.use('/r', require('./chain'));\n"),
         ("sum.js", sum.as_bytes()),
@@ -149,7 +131,7 @@ fn hostile_input() {
         ("bad.json/package.json", b"{ not json"),
     ]);
     assert!(ExpressPlugin.detect(&project).is_some());
-    let found = routes(&project);
+    let found = routes_of(&ExpressPlugin, &project);
     assert!(found.contains(&("GET".into(), "/ok".into())), "{found:?}");
     assert!(found.contains(&("GET".into(), "/r/c".into())), "{found:?}");
 }
@@ -165,7 +147,7 @@ proptest! {
             1 => mangled(include_bytes!("fixtures/single_file/package.json")),
         ],
     ) {
-        let (_dir, project) = project(&[("package.json", &package), ("server.js", &server)]);
+        let (_dir, project) = temp_project(&[("package.json", &package), ("server.js", &server)]);
         let _ = ExpressPlugin.detect(&project);
         let _ = ExpressPlugin.launch_plan(&project, 3001);
         prop_assert!(ExpressPlugin.routes(&project).is_ok());

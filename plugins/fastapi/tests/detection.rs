@@ -1,28 +1,16 @@
 //! Detection and launch-plan edge cases on throwaway projects: weak evidence, no evidence,
 //! no entrypoint, and inputs that must not panic.
 
-use previewd_plugin_api::testing::mangled;
-use previewd_plugin_api::{PluginError, Project, RuntimePlugin};
+use previewd_plugin_api::testing::{mangled, temp_project};
+use previewd_plugin_api::{PluginError, RuntimePlugin};
 use previewd_plugin_fastapi::FastApiPlugin;
 
 use proptest::prelude::*;
 
-/// A project made of `files` (path, content) in a temporary folder.
-fn project(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Project) {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, content) in files {
-        let full = dir.path().join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, content).unwrap();
-    }
-    let project = Project::open(dir.path()).unwrap();
-    (dir, project)
-}
-
 /// fastapi imported but no app created: low confidence, and no entrypoint to launch.
 #[test]
 fn import_without_app() {
-    let (_dir, project) = project(&[
+    let (_dir, project) = temp_project(&[
         ("schemas.py", b"from fastapi import HTTPException\n"),
         ("requirements.txt", b"fastapi\n"),
     ]);
@@ -40,7 +28,7 @@ fn import_without_app() {
 /// Only a manifest names fastapi.
 #[test]
 fn manifest_only() {
-    let (_dir, project) = project(&[(
+    let (_dir, project) = temp_project(&[(
         "pyproject.toml",
         b"[project]\ndependencies = [\"fastapi\"]\n",
     )]);
@@ -55,7 +43,7 @@ fn manifest_only() {
 /// Other frameworks, and apps that exist only in tests, are not claimed.
 #[test]
 fn not_fastapi() {
-    let (_dir, project) = project(&[
+    let (_dir, project) = temp_project(&[
         (
             "app.py",
             b"from flask import Flask\napp = Flask(__name__)\n",
@@ -79,7 +67,7 @@ fn spellings_of_the_app() {
         b"from fastapi import FastAPI as F\nserver: F = F(title='x')\n",
         b"from fastapi import *\nserver = FastAPI()\n",
     ] {
-        let (_dir, project) = project(&[("svc/server.py", source)]);
+        let (_dir, project) = temp_project(&[("svc/server.py", source)]);
         let plan = FastApiPlugin.launch_plan(&project, 8123).unwrap();
         assert_eq!(
             plan.args,
@@ -114,7 +102,7 @@ fn hostile_input() {
     let routes = format!(
         "from fastapi import FastAPI\nP0 = '/p'\n{chain}app = FastAPI()\n@app.get(P199)\ndef f(): pass\n"
     );
-    let (_dir, project) = project(&[
+    let (_dir, project) = temp_project(&[
         ("main.py", routes.as_bytes()),
         ("nested.py", nested.as_bytes()),
         ("parens.py", parens.as_bytes()),
@@ -138,7 +126,7 @@ proptest! {
     fn any_source_is_handled(
         main in mangled(include_bytes!("fixtures/single_file/main.py")),
     ) {
-        let (_dir, project) = project(&[("requirements.txt", b"fastapi\n"), ("main.py", &main)]);
+        let (_dir, project) = temp_project(&[("requirements.txt", b"fastapi\n"), ("main.py", &main)]);
         let _ = FastApiPlugin.detect(&project);
         let _ = FastApiPlugin.launch_plan(&project, 3001);
         prop_assert!(FastApiPlugin.routes(&project).is_ok());

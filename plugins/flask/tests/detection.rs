@@ -2,30 +2,9 @@
 //! app, weak and missing evidence, `FLASK_APP`, factories with parameters, and inputs that must
 //! not panic (garbage, truncated files, huge ones).
 
-use previewd_plugin_api::{Endpoint, PluginError, Project, RuntimePlugin};
+use previewd_plugin_api::testing::{routes_of, temp_project};
+use previewd_plugin_api::{PluginError, RuntimePlugin};
 use previewd_plugin_flask::FlaskPlugin;
-
-/// A project made of `files` (path, content) in a temporary folder.
-fn project_of(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Project) {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, content) in files {
-        let full = dir.path().join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, content).unwrap();
-    }
-    let project = Project::open(dir.path()).unwrap();
-    (dir, project)
-}
-
-/// (method, path) of every route.
-fn routes(project: &Project) -> Vec<(String, String)> {
-    FlaskPlugin
-        .routes(project)
-        .unwrap()
-        .into_iter()
-        .map(|Endpoint { method, path, .. }| (method, path))
-        .collect()
-}
 
 fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
     expected
@@ -37,7 +16,7 @@ fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
 /// flask imported but no app created: low confidence, and no entrypoint to launch.
 #[test]
 fn import_without_app() {
-    let (_dir, project) = project_of(&[
+    let (_dir, project) = temp_project(&[
         ("helpers.py", b"from flask import jsonify\n"),
         ("requirements.txt", b"flask\n"),
     ]);
@@ -56,7 +35,7 @@ fn import_without_app() {
 /// Only a manifest names flask.
 #[test]
 fn manifest_only() {
-    let (_dir, project) = project_of(&[(
+    let (_dir, project) = temp_project(&[(
         "pyproject.toml",
         b"[project]\ndependencies = [\"Flask>=3\"]\n",
     )]);
@@ -67,7 +46,7 @@ fn manifest_only() {
 /// Other frameworks, and apps that exist only in tests, are not claimed.
 #[test]
 fn not_flask() {
-    let (_dir, project) = project_of(&[
+    let (_dir, project) = temp_project(&[
         ("main.py", b"from fastapi import FastAPI\napp = FastAPI()\n"),
         (
             "tests/test_app.py",
@@ -76,7 +55,7 @@ fn not_flask() {
         ("requirements.txt", b"fastapi\nflask-cors\n"),
     ]);
     assert_eq!(FlaskPlugin.detect(&project), None);
-    assert!(routes(&project).is_empty());
+    assert!(routes_of(&FlaskPlugin, &project).is_empty());
 }
 
 /// The app class through `import flask`, aliases, `from flask import *` and annotations.
@@ -89,7 +68,7 @@ fn spellings_of_the_app() {
         b"from flask import *\nserver = Flask(__name__)\n",
         b"from flask.app import Flask\nserver = Flask(__name__)\n",
     ] {
-        let (_dir, project) = project_of(&[("svc/server.py", source)]);
+        let (_dir, project) = temp_project(&[("svc/server.py", source)]);
         let plan = FlaskPlugin.launch_plan(&project, 8123).unwrap();
         assert_eq!(
             plan.args,
@@ -113,7 +92,7 @@ fn spellings_of_the_app() {
 #[test]
 fn factories_and_flask_app() {
     let factory = b"from flask import Flask\n\ndef make_app(config_name):\n    app = Flask(__name__)\n    return app\n";
-    let (_dir, project) = project_of(&[("pkg/__init__.py", factory)]);
+    let (_dir, project) = temp_project(&[("pkg/__init__.py", factory)]);
     let plan = FlaskPlugin.launch_plan(&project, 1).unwrap();
     assert_eq!(plan.args[3], "pkg:make_app");
     assert_eq!(plan.args.last().map(String::as_str), Some("--factory"));
@@ -125,12 +104,12 @@ fn factories_and_flask_app() {
 
     let app = b"from flask import Flask\napp = Flask(__name__)\n";
     let other = b"from flask import Flask\ndef create_app():\n    return Flask(__name__)\n";
-    let (_dir, project) = project_of(&[("app.py", app), ("other.py", other)]);
+    let (_dir, project) = temp_project(&[("app.py", app), ("other.py", other)]);
     assert_eq!(
         FlaskPlugin.launch_plan(&project, 1).unwrap().args[3],
         "app:app"
     );
-    let (_dir, project) = project_of(&[
+    let (_dir, project) = temp_project(&[
         ("app.py", app),
         ("other.py", other),
         (".env", b"export FLASK_APP='other:create_app()'\n"),
@@ -148,7 +127,7 @@ fn factories_and_flask_app() {
 /// `FLASK_APP` names it.
 #[test]
 fn flask_app_alone() {
-    let (_dir, project) = project_of(&[
+    let (_dir, project) = temp_project(&[
         (
             "svc/server.py",
             b"from flask import Flask\nfrom toolkit import build\ndef make_server():\n    return build(Flask)\n",
@@ -170,7 +149,7 @@ fn flask_app_alone() {
 /// Subclasses of `Flask` and `Blueprint` defined in the project are apps and blueprints.
 #[test]
 fn subclasses() {
-    let (_dir, project) = project_of(&[
+    let (_dir, project) = temp_project(&[
         (
             "base.py",
             b"import flask
@@ -194,7 +173,7 @@ app.register_blueprint(bp)
         FlaskPlugin.launch_plan(&project, 1).unwrap().args[3],
         "app:app"
     );
-    assert_eq!(routes(&project), pairs(&[("GET", "/b/x")]));
+    assert_eq!(routes_of(&FlaskPlugin, &project), pairs(&[("GET", "/b/x")]));
 }
 
 /// Registrations Flask resolves at runtime but not from a static string are skipped, the rest
@@ -206,8 +185,11 @@ bp = Blueprint('bp', __name__, url_prefix=os.environ['P'])\nlone = Blueprint('lo
 @bp.route('/x')\ndef x(): pass\n@lone.route('/y', methods=METHODS)\ndef y(): pass\n\
 @lone.route('/z')\ndef z(): pass\n@app.route(os.environ['R'])\ndef r(): pass\n\
 app.register_blueprint(bp)\n";
-    let (_dir, project) = project_of(&[("app.py", source)]);
-    assert_eq!(routes(&project), pairs(&[("GET", "/lone/z")]));
+    let (_dir, project) = temp_project(&[("app.py", source)]);
+    assert_eq!(
+        routes_of(&FlaskPlugin, &project),
+        pairs(&[("GET", "/lone/z")])
+    );
 }
 
 /// Garbage, binary data, truncated files and pathological nesting never panic; what is well
@@ -234,7 +216,7 @@ b.register_blueprint(a)\napp.register_blueprint(a)\n@app.get(P199)\ndef f(): pas
     for i in 0..3_000 {
         huge.push_str(&format!("@app.route('/r{i}/<x>')\ndef r{i}(x): pass\n"));
     }
-    let (_dir, project) = project_of(&[
+    let (_dir, project) = temp_project(&[
         ("app.py", good.as_bytes()),
         ("truncated.py", truncated),
         ("huge.py", huge.as_bytes()),
@@ -247,7 +229,7 @@ b.register_blueprint(a)\napp.register_blueprint(a)\n@app.get(P199)\ndef f(): pas
         ("rules.py", b"from flask import Flask\napp = Flask(__name__)\n@app.route('/<<int:(>:x>/<string(a:b>')\ndef q(): pass\n"),
     ]);
     assert!(FlaskPlugin.detect(&project).is_some());
-    let found = routes(&project);
+    let found = routes_of(&FlaskPlugin, &project);
     assert!(
         found.contains(&("GET".into(), "/ok/{id}".into())),
         "{found:?}"
@@ -284,7 +266,7 @@ fn random_input_never_panics() {
             }
         }
         let noise: Vec<u8> = (0..256).map(|_| (next() % 256) as u8).collect();
-        let (_dir, project) = project_of(&[("app.py", &bytes), ("noise.py", &noise)]);
+        let (_dir, project) = temp_project(&[("app.py", &bytes), ("noise.py", &noise)]);
         let _ = FlaskPlugin.detect(&project);
         let _ = FlaskPlugin.launch_plan(&project, 1);
         FlaskPlugin.routes(&project).unwrap();

@@ -9,39 +9,20 @@
 //! slashes collapsed, no trailing slash, `:id`, `:id?`, `:id(\d+)` written `{id}`). A named
 //! route's name is its summary.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use previewd_plugin_api::project::normalize;
 use previewd_plugin_api::routes::join_path;
 use previewd_plugin_api::{Endpoint, PluginError, Project};
+use previewd_plugin_javascript::program::{endpoint, unique_sorted};
+use previewd_plugin_javascript::{Grammar, Owner, Sources};
 
-use crate::model::{Export, FileModel, Value};
-use crate::queries;
+use crate::model::{Calls, Koa, Value};
 
-/// How deep nesting is followed (and how long an import chain may be).
+/// How deep nesting is followed.
 const MAX_DEPTH: usize = 16;
-/// Extensions tried when a relative import leaves its extension out.
-const RESOLVE_EXTENSIONS: &[&str] = &["js", "mjs", "cjs"];
-/// Folders holding build output, tests or frontend assets: never read as the app's source.
-const SKIPPED_DIRS: &[&str] = &[
-    "dist",
-    "build",
-    "out",
-    "coverage",
-    "public",
-    "test",
-    "tests",
-    "__tests__",
-];
 
 /// The JavaScript files of a project, each with its model.
-pub(crate) struct Program {
-    files: Vec<(PathBuf, FileModel)>,
-}
-
-/// A router or app: the file declaring it and its name there.
-type Owner = (usize, String);
+pub(crate) type Program = previewd_plugin_javascript::Program<Calls>;
 
 /// `parent.use(path, child.routes())`, resolved.
 struct Nesting {
@@ -50,209 +31,114 @@ struct Nesting {
     paths: Vec<String>,
 }
 
-impl Program {
-    /// Reads every JavaScript file under `base` (relative to the root).
-    pub(crate) fn load(project: &Project, base: &Path) -> Result<Program, PluginError> {
-        let mut files = Vec::new();
-        for path in project.files() {
-            let Ok(inside) = path.strip_prefix(base) else {
+/// Reads every JavaScript file (`.js`, `.mjs`, `.cjs`) under `base` (relative to the root).
+pub(crate) fn load(project: &Project, base: &Path) -> Result<Program, PluginError> {
+    let sources = Sources {
+        base,
+        grammars: &[Grammar::JavaScript],
+        extra: None,
+    };
+    Program::load(project, &sources)
+}
+
+/// The files creating a Koa app, in path order.
+pub(crate) fn app_files(program: &Program) -> impl Iterator<Item = &Path> {
+    let app = Value::Framework(Koa::App);
+    program
+        .files()
+        .iter()
+        .filter(move |(_, m)| m.module.names.values().any(|v| *v == app))
+        .map(|(p, _)| p.as_path())
+}
+
+/// Every route of every router.
+pub(crate) fn endpoints(program: &Program) -> Vec<Endpoint> {
+    let nestings = nestings(program);
+    let mut found = Vec::new();
+    for (index, (_, model)) in program.files().iter().enumerate() {
+        for (name, value) in &model.module.names {
+            let owner = (index, name.clone());
+            let nested = nestings.iter().any(|n| n.child == owner);
+            if matches!(value, Value::Framework(Koa::Router { .. })) && !nested {
+                walk(program, &owner, "", &nestings, &mut Vec::new(), &mut found);
+            }
+        }
+    }
+    unique_sorted(found)
+}
+
+/// Every router mounted in another router.
+fn nestings(program: &Program) -> Vec<Nesting> {
+    let mut nestings = Vec::new();
+    for (index, (_, model)) in program.files().iter().enumerate() {
+        for mount in &model.calls.mounts {
+            let Some(parent) = program.receiver(index, &mount.receiver) else {
                 continue;
             };
-            let skipped = inside.components().any(|c| {
-                c.as_os_str()
-                    .to_str()
-                    .is_some_and(|c| SKIPPED_DIRS.contains(&c))
-            });
-            let name = path.to_string_lossy();
-            if skipped || name.contains(".test.") || name.contains(".spec.") {
+            if !is_router(program, &parent) {
                 continue;
             }
-            if !queries::is_source(path) {
-                continue;
-            }
-            let text = project
-                .read_to_string(path)
-                .map_err(|source| PluginError::Io {
-                    path: name.into_owned(),
-                    source,
-                })?;
-            files.push((path.clone(), FileModel::read(&text)?));
-        }
-        Ok(Program { files })
-    }
-
-    /// The files creating a Koa app, in path order.
-    pub(crate) fn app_files(&self) -> impl Iterator<Item = &Path> {
-        self.files
-            .iter()
-            .filter(|(_, m)| m.creates_app())
-            .map(|(p, _)| p.as_path())
-    }
-
-    /// Every route of every router.
-    pub(crate) fn endpoints(&self) -> Vec<Endpoint> {
-        let nestings = self.nestings();
-        let mut found = Vec::new();
-        for (index, (_, model)) in self.files.iter().enumerate() {
-            for (name, value) in &model.names {
-                let owner = (index, name.clone());
-                let nested = nestings.iter().any(|n| n.child == owner);
-                if matches!(value, Value::Router { .. }) && !nested {
-                    self.walk(&owner, "", &nestings, &mut Vec::new(), &mut found);
-                }
-            }
-        }
-        let mut seen = BTreeSet::new();
-        found.retain(|e: &Endpoint| seen.insert((e.method.clone(), e.path.clone())));
-        found.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
-        found
-    }
-
-    /// Every router mounted in another router.
-    fn nestings(&self) -> Vec<Nesting> {
-        let mut nestings = Vec::new();
-        for (index, (_, model)) in self.files.iter().enumerate() {
-            for mount in &model.mounts {
-                let Some(parent) = self.resolve(index, &Value::Alias(mount.receiver.clone()))
-                else {
-                    continue;
-                };
-                if !self.is_router(&parent) {
-                    continue;
-                }
-                if let Some(child) = self.resolve(index, &mount.child) {
-                    if self.is_router(&child) {
-                        nestings.push(Nesting {
-                            parent,
-                            child,
-                            paths: mount.paths.clone(),
-                        });
-                    }
-                }
-            }
-        }
-        nestings
-    }
-
-    /// Lists the routes of `router` under `base`, then those of the routers nested in it.
-    fn walk(
-        &self,
-        router: &Owner,
-        base: &str,
-        nestings: &[Nesting],
-        stack: &mut Vec<Owner>,
-        out: &mut Vec<Endpoint>,
-    ) {
-        if stack.len() > MAX_DEPTH || stack.contains(router) {
-            return;
-        }
-        stack.push(router.clone());
-        let prefix = format!("{base}/{}", self.prefix_of(router));
-        for (index, (path, model)) in self.files.iter().enumerate() {
-            for route in &model.routes {
-                if self
-                    .resolve(index, &Value::Alias(route.receiver.clone()))
-                    .as_ref()
-                    != Some(router)
-                {
-                    continue;
-                }
-                for route_path in &route.paths {
-                    let full = join_path(&prefix, route_path);
-                    out.push(Endpoint {
-                        method: route.method.clone(),
-                        path_params: Endpoint::params_of(&full),
-                        path: full,
-                        summary: route.name.clone(),
-                        description: None,
-                        tags: Vec::new(),
-                        file: Some(path.to_string_lossy().into_owned()),
-                        line: Some(route.line),
+            if let Some(child) = program.resolve(index, &mount.child) {
+                if is_router(program, &child) {
+                    nestings.push(Nesting {
+                        parent,
+                        child,
+                        paths: mount.paths.clone(),
                     });
                 }
             }
         }
-        for nesting in nestings.iter().filter(|n| n.parent == *router) {
-            let paths = match nesting.paths.as_slice() {
-                [] => vec![String::new()],
-                paths => paths.to_vec(),
-            };
-            for path in paths {
-                let base = format!("{prefix}/{path}");
-                self.walk(&nesting.child, &base, nestings, stack, out);
-            }
-        }
-        stack.pop();
     }
+    nestings
+}
 
-    /// A router's own prefix: the last `prefix()` call on it, else its constructor's option.
-    fn prefix_of(&self, router: &Owner) -> String {
-        let mut prefix = match self.files[router.0].1.names.get(&router.1) {
-            Some(Value::Router { prefix }) => prefix.clone(),
-            _ => String::new(),
+/// Lists the routes of `router` under `base`, then those of the routers nested in it.
+fn walk(
+    program: &Program,
+    router: &Owner,
+    base: &str,
+    nestings: &[Nesting],
+    stack: &mut Vec<Owner>,
+    out: &mut Vec<Endpoint>,
+) {
+    if stack.len() > MAX_DEPTH || stack.contains(router) {
+        return;
+    }
+    stack.push(router.clone());
+    let prefix = format!("{base}/{}", prefix_of(program, router));
+    for (index, route) in program.calls_on(router, |c| &c.routes, |r| &r.receiver) {
+        let file = &program.files()[index].0;
+        for route_path in &route.paths {
+            let full = join_path(&prefix, route_path);
+            out.push(Endpoint {
+                summary: route.name.clone(),
+                ..endpoint(&route.method, full, file, route.line)
+            });
+        }
+    }
+    for nesting in nestings.iter().filter(|n| n.parent == *router) {
+        let paths = match nesting.paths.as_slice() {
+            [] => vec![String::new()],
+            paths => paths.to_vec(),
         };
-        for (index, (_, model)) in self.files.iter().enumerate() {
-            for call in &model.prefixes {
-                if self
-                    .resolve(index, &Value::Alias(call.receiver.clone()))
-                    .as_ref()
-                    == Some(router)
-                {
-                    prefix = call.prefix.clone();
-                }
-            }
+        for path in paths {
+            let base = format!("{prefix}/{path}");
+            walk(program, &nesting.child, &base, nestings, stack, out);
         }
-        prefix
     }
+    stack.pop();
+}
 
-    fn is_router(&self, (index, name): &Owner) -> bool {
-        matches!(
-            self.files[*index].1.names.get(name),
-            Some(Value::Router { .. })
-        )
+/// A router's own prefix: the last `prefix()` call on it, else its constructor's option.
+fn prefix_of(program: &Program, router: &Owner) -> String {
+    let called = program.calls_on(router, |c| &c.prefixes, |p| &p.receiver);
+    match (called.last(), program.holds(router)) {
+        (Some((_, call)), _) => call.prefix.clone(),
+        (None, Some(Koa::Router { prefix })) => prefix.clone(),
+        (None, _) => String::new(),
     }
+}
 
-    /// The app or router a value of file `index` refers to, across imports.
-    fn resolve(&self, index: usize, value: &Value) -> Option<Owner> {
-        let (mut index, mut value) = (index, value.clone());
-        for _ in 0..MAX_DEPTH {
-            let model = &self.files[index].1;
-            match value {
-                Value::Alias(ref name) => match model.names.get(name)? {
-                    Value::App | Value::Router { .. } => return Some((index, name.clone())),
-                    other => value = other.clone(),
-                },
-                Value::Import {
-                    ref module,
-                    ref export,
-                } => {
-                    index = self.module(index, module)?;
-                    let exports = &self.files[index].1.exports;
-                    value = match export {
-                        Export::Whole | Export::Default => exports.get("default"),
-                        Export::Named(name) => exports.get(name),
-                    }?
-                    .clone();
-                }
-                _ => return None,
-            }
-        }
-        None
-    }
-
-    /// The file a relative module specifier of file `from` names.
-    fn module(&self, from: usize, specifier: &str) -> Option<usize> {
-        let dir = self.files[from].0.parent().unwrap_or(Path::new(""));
-        let target = normalize(&dir.join(specifier))?;
-        let mut candidates = vec![target.clone()];
-        for ext in RESOLVE_EXTENSIONS {
-            let mut with_ext = target.clone().into_os_string();
-            with_ext.push(format!(".{ext}"));
-            candidates.push(with_ext.into());
-            candidates.push(target.join(format!("index.{ext}")));
-        }
-        candidates
-            .iter()
-            .find_map(|c| self.files.iter().position(|(p, _)| p == c))
-    }
+fn is_router(program: &Program, router: &Owner) -> bool {
+    matches!(program.holds(router), Some(Koa::Router { .. }))
 }

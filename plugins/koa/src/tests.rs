@@ -3,8 +3,8 @@
 //! launch plan as `<name>_launch` and its routes as `<name>_routes`. Then detection on projects
 //! that are not Koa, and extraction on broken source.
 
-use previewd_plugin_api::testing::{fixture, mangled, Launch};
-use previewd_plugin_api::{Project, RuntimePlugin};
+use previewd_plugin_api::testing::{fixture, mangled, temp_project, Launch};
+use previewd_plugin_api::RuntimePlugin;
 use proptest::prelude::*;
 
 use crate::KoaPlugin;
@@ -40,33 +40,22 @@ fn esm() {
     check("esm");
 }
 
-fn project(files: &[(&str, &str)]) -> (tempfile::TempDir, Project) {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, content) in files {
-        let full = dir.path().join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, content).unwrap();
-    }
-    let project = Project::open(dir.path()).unwrap();
-    (dir, project)
-}
-
 /// Express projects and projects without package.json are not Koa.
 #[test]
 fn not_koa() {
-    let (_dir, express) = project(&[
-        ("package.json", r#"{"dependencies": {"express": "^5"}}"#),
-        ("index.js", "const app = require('express')();"),
+    let (_dir, express) = temp_project(&[
+        ("package.json", br#"{"dependencies": {"express": "^5"}}"#),
+        ("index.js", b"const app = require('express')();"),
     ]);
     assert_eq!(KoaPlugin.detect(&express), None);
-    let (_dir, bare) = project(&[("server.js", "const Koa = require('koa');")]);
+    let (_dir, bare) = temp_project(&[("server.js", b"const Koa = require('koa');")]);
     assert_eq!(KoaPlugin.detect(&bare), None);
 }
 
 /// Koa in package.json without an entry: claimed weakly; the plan says what it looked for.
 #[test]
 fn no_entry() {
-    let (_dir, p) = project(&[("package.json", r#"{"dependencies": {"koa": "^3"}}"#)]);
+    let (_dir, p) = temp_project(&[("package.json", br#"{"dependencies": {"koa": "^3"}}"#)]);
     assert_eq!(KoaPlugin.detect(&p).unwrap().confidence, 0.5);
     let err = KoaPlugin.launch_plan(&p, 3001).unwrap_err();
     assert!(
@@ -83,14 +72,10 @@ proptest! {
     fn mangled_source_is_survived(
         source in mangled(include_bytes!("../tests/fixtures/nested/src/routes/index.js"))
     ) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("package.json"),
-            r#"{"dependencies": {"koa": "^3"}}"#,
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("index.js"), &source).unwrap();
-        let project = Project::open(dir.path()).unwrap();
+        let (_dir, project) = temp_project(&[
+            ("package.json", br#"{"dependencies": {"koa": "^3"}}"#),
+            ("index.js", &source),
+        ]);
         prop_assert!(KoaPlugin.routes(&project).is_ok());
         prop_assert!(KoaPlugin.detect(&project).is_some());
     }

@@ -1,86 +1,33 @@
 //! Running tree-sitter queries over Python trees.
 //!
 //! Queries are data: each lives in a `.scm` file, is included at build time and compiled once,
-//! on first use, by [`SharedQuery`]. [`matches()`] runs one and hands back plain values (captures
-//! looked up by name), hiding tree-sitter's streaming iterator.
+//! on first use, by [`SharedQuery`] (against the Python grammar). [`matches()`] runs one and hands
+//! back plain values (captures looked up by name), hiding tree-sitter's streaming iterator; it
+//! and [`Match`] are the plugin API's (`previewd_plugin_api::query`), which every language's
+//! plugins share.
 
-use std::sync::OnceLock;
+use previewd_plugin_api::query::LazyQuery;
+use previewd_plugin_api::PluginError;
+use tree_sitter::Query;
 
-use previewd_plugin_api::{query, PluginError};
-use streaming_iterator::StreamingIterator;
-use tree_sitter::{Node, Query, QueryCursor};
+pub use previewd_plugin_api::query::{matches, Match};
 
 use crate::source::language;
 
 /// A query shipped with a plugin, compiled against the Python grammar the first time it is used
 /// and shared afterwards (also across threads).
-pub struct SharedQuery {
-    name: &'static str,
-    source: &'static str,
-    compiled: OnceLock<Result<Query, String>>,
-}
+pub struct SharedQuery(LazyQuery);
 
 impl SharedQuery {
     /// A query named `name` (its file name, for errors) with the text `source`.
     pub const fn new(name: &'static str, source: &'static str) -> SharedQuery {
-        SharedQuery {
-            name,
-            source,
-            compiled: OnceLock::new(),
-        }
+        SharedQuery(LazyQuery::new(name, source))
     }
 
     /// The compiled query, or why it does not compile.
     pub fn get(&self) -> Result<&Query, PluginError> {
-        let compiled = self.compiled.get_or_init(|| {
-            query::compile(&language(), self.name, self.source).map_err(|err| err.to_string())
-        });
-        compiled.as_ref().map_err(|message| PluginError::Query {
-            name: self.name.to_string(),
-            message: message.clone(),
-        })
+        self.0.get(language)
     }
-}
-
-/// One match of a query: the pattern that matched and its captures, by capture name.
-pub struct Match<'q, 't> {
-    /// The index of the matching pattern in the query file.
-    pub pattern: usize,
-    captures: Vec<(&'q str, Node<'t>)>,
-}
-
-impl<'t> Match<'_, 't> {
-    /// The node captured as `@name`, if the pattern captured one.
-    pub fn get(&self, name: &str) -> Option<Node<'t>> {
-        self.captures
-            .iter()
-            .find(|(capture, _)| *capture == name)
-            .map(|(_, node)| *node)
-    }
-}
-
-/// Every match of `query` in the subtree under `node`, in document order. `text` is the source
-/// the tree was parsed from (the query's `#eq?`/`#any-of?` predicates read it).
-pub fn matches<'q, 't>(query: &'q Query, node: Node<'t>, text: &'t str) -> Vec<Match<'q, 't>> {
-    let names = query.capture_names();
-    let mut cursor = QueryCursor::new();
-    let mut found = Vec::new();
-    let mut iter = cursor.matches(query, node, text.as_bytes());
-    while let Some(m) = iter.next() {
-        let captures = m
-            .captures
-            .iter()
-            .filter_map(|c| {
-                let name = names.get(usize::try_from(c.index).ok()?)?;
-                Some((*name, c.node))
-            })
-            .collect();
-        found.push(Match {
-            pattern: m.pattern_index,
-            captures,
-        });
-    }
-    found
 }
 
 #[cfg(test)]

@@ -1,2 +1,0 @@
-; ES module exports: `export default router`, `export { r as x }`, `export const r = Router()`.
-(export_statement) @export
