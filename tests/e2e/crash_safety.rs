@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use previewd_e2e::external::ExternalServer;
 use previewd_e2e::fixture_runs::envelope;
+use previewd_e2e::log_lines::{history, LogLine};
 use previewd_e2e::pids::app_host_pid;
 use previewd_e2e::sse::SseReader;
-use previewd_e2e::{previewd_under_test, process_alive, Client};
-use serde_json::{json, Value};
+use previewd_e2e::{previewd_under_test, process_alive};
+use serde_json::json;
 
 /// The requirements of the `fastapi-app` fixture, so the apps here reuse its cached virtualenv.
 const REQUIREMENTS: &str = "fastapi>=0.110\nuvicorn[standard]>=0.29\n";
@@ -74,7 +75,7 @@ async fn sigkill_loses_no_line_a_client_saw() {
             .await
             .expect("the ticker's lines keep coming");
         if event.event == "log" {
-            let line = Line::from_json(&event.json());
+            let line = LogLine::from_json(&event.json());
             assert_eq!(event.id, Some(line.seq.to_string()), "id is the seq");
             seen.push(line);
         }
@@ -94,12 +95,12 @@ async fn sigkill_loses_no_line_a_client_saw() {
     );
 
     server.restart().await;
-    let stored: BTreeMap<u64, Line> = history(&alice, &generation)
+    let stored: BTreeMap<u64, LogLine> = history(&alice, &generation)
         .await
         .into_iter()
         .map(|l| (l.seq, l))
         .collect();
-    let missing: Vec<&Line> = seen
+    let missing: Vec<&LogLine> = seen
         .iter()
         .filter(|l| stored.get(&l.seq) != Some(l))
         .collect();
@@ -280,49 +281,6 @@ async fn flood_keeps_memory_flat() {
         "a system line says old lines were dropped"
     );
     alice.stop_preview(&generation).await;
-}
-
-/// One stored or streamed line.
-#[derive(Debug, PartialEq)]
-struct Line {
-    seq: u64,
-    stream: String,
-    line: String,
-}
-
-impl Line {
-    fn from_json(value: &Value) -> Line {
-        Line {
-            seq: value["seq"].as_u64().expect("seq"),
-            stream: value["stream"].as_str().expect("stream").to_string(),
-            line: value["line"].as_str().expect("line").to_string(),
-        }
-    }
-}
-
-/// Every stored line of a generation, paged through with `after` and `next_after`.
-async fn history(client: &Client, generation: &str) -> Vec<Line> {
-    let mut lines = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = client
-            .get(&format!(
-                "/generations/{generation}/preview/logs?after={after}&limit=5000"
-            ))
-            .await;
-        assert_eq!(page.status, 200, "{:?}", page.body);
-        lines.extend(
-            page.body["lines"]
-                .as_array()
-                .expect("lines")
-                .iter()
-                .map(Line::from_json),
-        );
-        if page.body["has_more"] != true {
-            return lines;
-        }
-        after = page.body["next_after"].as_u64().expect("next_after");
-    }
 }
 
 fn mb(bytes: u64) -> f64 {

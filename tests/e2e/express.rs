@@ -4,33 +4,16 @@
 //! with the routes read from the source equal to the routes the running app reports; and an
 //! app hard-coding `app.listen(3000)` coming up on its assigned port all the same.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use previewd::log_store::LogStream;
-use previewd_e2e::fixture_runs::{self, plugin_fixture};
+use previewd_e2e::fixture_runs::{self, expect_routes, plugin_fixture};
 use previewd_e2e::{port_in_use, Client, TestServer};
 use serde_json::{json, Value};
 
 /// A fixture of the Express plugin.
 fn express_fixture(name: &str) -> PathBuf {
     plugin_fixture("express", name)
-}
-
-/// The (method, path) pairs of an endpoints answer, checking every entry's `source`.
-fn route_set(body: &Value, source: &str) -> BTreeSet<(String, String)> {
-    let endpoints = body["endpoints"].as_array().expect("endpoints");
-    assert!(
-        endpoints.iter().all(|e| e["source"] == source),
-        "every endpoint from {source}: {body:?}"
-    );
-    endpoints
-        .iter()
-        .map(|e| {
-            let field = |k: &str| e[k].as_str().expect(k).to_string();
-            (field("method"), field("path"))
-        })
-        .collect()
 }
 
 /// Sends `request` through the envelope of a running preview; returns the app's answer.
@@ -65,7 +48,7 @@ async fn check_fixture(name: &str, request: Value, expected_body: &str) {
     assert_eq!(info.body["framework"], "express", "{name}: {:?}", info.body);
 
     let endpoints = format!("/generations/{generation}/preview/endpoints");
-    let statics = route_set(&alice.get(&endpoints).await.body, "static");
+    let statics = expect_routes(&alice.get(&endpoints).await.body, "static");
     assert!(!statics.is_empty(), "{name}: no static routes");
 
     let launched = alice.launch_wait(&generation).await;
@@ -96,7 +79,7 @@ async fn check_fixture(name: &str, request: Value, expected_body: &str) {
     let body = answer["body"].as_str().unwrap_or_default();
     assert!(body.contains(expected_body), "{name}: {answer:?}");
 
-    let runtime = route_set(&alice.get(&endpoints).await.body, "runtime");
+    let runtime = expect_routes(&alice.get(&endpoints).await.body, "runtime");
     assert_eq!(
         runtime, statics,
         "{name}: static routes equal the running app's"

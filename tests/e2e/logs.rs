@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use previewd_e2e::log_lines::{history, LogLine};
 use previewd_e2e::sse::{SseEvent, SseReader};
 use previewd_e2e::{Client, TestServer};
 use serde_json::{json, Value};
@@ -361,7 +362,7 @@ async fn hostile_output_is_contained() {
     assert_eq!(launched.status, 200, "{:?}", launched.body);
     let lines = log_lines(&reader.await.expect("reader"));
     assert_contiguous(&lines, 1);
-    let stdout: Vec<&Line> = lines.iter().filter(|l| l.stream == "stdout").collect();
+    let stdout: Vec<&LogLine> = lines.iter().filter(|l| l.stream == "stdout").collect();
     let bad = stdout
         .iter()
         .position(|l| l.line.starts_with("bad "))
@@ -537,7 +538,7 @@ async fn stream_filters_and_query_token() {
         .find(|l| l.stream == "stderr" && l.line == "stderr done")
         .expect("stderr done stored")
         .seq;
-    let want: Vec<Line> = stored
+    let want: Vec<LogLine> = stored
         .iter()
         .filter(|l| l.stream == "stderr" && l.seq <= done)
         .cloned()
@@ -546,7 +547,7 @@ async fn stream_filters_and_query_token() {
     assert_same("?stream=stderr", &got, &want);
 
     // system only, from the store.
-    let want: Vec<Line> = stored
+    let want: Vec<LogLine> = stored
         .iter()
         .filter(|l| l.stream == "system")
         .cloned()
@@ -562,7 +563,7 @@ async fn stream_filters_and_query_token() {
     assert_same("?stream=system", &got, &want);
 
     // Lines containing `apple` in any case, from both pipes, from the store.
-    let want: Vec<Line> = stored
+    let want: Vec<LogLine> = stored
         .iter()
         .filter(|l| l.line.to_lowercase().contains("apple"))
         .cloned()
@@ -614,35 +615,6 @@ async fn stream_filters_and_query_token() {
 
     alice.stop_preview(&generation).await;
     server.stop().await;
-}
-
-/// One log line, as the stream sends it and the history returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Line {
-    seq: u64,
-    ts: String,
-    stream: String,
-    line: String,
-}
-
-impl Line {
-    fn from_json(value: &Value) -> Line {
-        let text = |field: &str| {
-            value[field]
-                .as_str()
-                .unwrap_or_else(|| panic!("no `{field}` in {value}"))
-                .to_string()
-        };
-        Line {
-            seq: value["seq"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("no seq in {value}")),
-            // The stream and the history write `ts` the same way, to the character.
-            ts: text("ts"),
-            stream: text("stream"),
-            line: text("line"),
-        }
-    }
 }
 
 /// The Flask app every test app serves once its output is written.
@@ -715,7 +687,7 @@ async fn open_stream(
 }
 
 /// The log lines of a stream opened with `query`, up to the one numbered `last`.
-async fn read_through(client: &Client, generation: &str, query: &str, last: u64) -> Vec<Line> {
+async fn read_through(client: &Client, generation: &str, query: &str, last: u64) -> Vec<LogLine> {
     let mut stream = open_stream(client, generation, query, None).await;
     let last = last.to_string();
     log_lines(
@@ -723,32 +695,6 @@ async fn read_through(client: &Client, generation: &str, query: &str, last: u64)
             .until(READ_LIMIT, |e| e.id.as_deref() == Some(last.as_str()))
             .await,
     )
-}
-
-/// Every stored line of a generation, paged through the history endpoint.
-async fn history(client: &Client, generation: &str) -> Vec<Line> {
-    let (mut lines, mut after) = (Vec::new(), 0);
-    loop {
-        let page = client
-            .get(&format!(
-                "/generations/{generation}/preview/logs?after={after}&limit=5000"
-            ))
-            .await;
-        assert_eq!(page.status, 200, "{:?}", page.body);
-        lines.extend(
-            page.body["lines"]
-                .as_array()
-                .expect("lines")
-                .iter()
-                .map(Line::from_json),
-        );
-        if page.body["has_more"] != true {
-            return lines;
-        }
-        let next = page.body["next_after"].as_u64().expect("next_after");
-        assert!(next > after, "next_after moves on from {after}: {next}");
-        after = next;
-    }
 }
 
 /// Waits until the generation's log has stopped growing (no new line for a second); returns
@@ -804,12 +750,12 @@ async fn wait_for_output(client: &Client, generation: &str) {
 }
 
 /// The log lines among `events`, each checked to carry its seq as its SSE id.
-fn log_lines(events: &[SseEvent]) -> Vec<Line> {
+fn log_lines(events: &[SseEvent]) -> Vec<LogLine> {
     events
         .iter()
         .filter(|e| e.event == "log")
         .map(|e| {
-            let line = Line::from_json(&e.json());
+            let line = LogLine::from_json(&e.json());
             assert_eq!(
                 e.id.as_deref(),
                 Some(line.seq.to_string().as_str()),
@@ -829,13 +775,13 @@ fn is_line(event: &SseEvent, stream: &str, text: &str) -> bool {
 }
 
 /// Whether `lines` hold `text` on `stream`.
-fn has_line(lines: &[Line], stream: &str, text: &str) -> bool {
+fn has_line(lines: &[LogLine], stream: &str, text: &str) -> bool {
     lines.iter().any(|l| l.stream == stream && l.line == text)
 }
 
 /// The numbers of the lines `<prefix><n>` of one stream, in the order they came (a mangled
 /// line is left out, and shows as a difference from the numbers due).
-fn numbered(lines: &[Line], stream: &str, prefix: &str) -> Vec<u64> {
+fn numbered(lines: &[LogLine], stream: &str, prefix: &str) -> Vec<u64> {
     lines
         .iter()
         .filter(|l| l.stream == stream)
@@ -844,7 +790,7 @@ fn numbered(lines: &[Line], stream: &str, prefix: &str) -> Vec<u64> {
 }
 
 /// Asserts that the seqs of `lines` go up by exactly one from `first`.
-fn assert_contiguous(lines: &[Line], first: u64) {
+fn assert_contiguous(lines: &[LogLine], first: u64) {
     if let Some(i) = (0..lines.len()).find(|&i| lines[i].seq != first + i as u64) {
         panic!(
             "seq {} at position {i} where {} was due; around it: {:?}",
@@ -881,7 +827,7 @@ fn assert_numbered(stream: &str, got: &[u64], want: &[u64]) {
 }
 
 /// Asserts that a filtered stream delivered exactly the lines `want`.
-fn assert_same(what: &str, got: &[Line], want: &[Line]) {
+fn assert_same(what: &str, got: &[LogLine], want: &[LogLine]) {
     if let Some(i) = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)) {
         panic!(
             "{what}: {} lines where {} were due; first difference at position {i}: {:?} where \

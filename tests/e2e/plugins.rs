@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use previewd_e2e::external::ExternalServer;
-use previewd_e2e::fixture_runs::{envelope, plugin_fixture};
+use previewd_e2e::fixture_runs::{envelope, expect_routes, plugin_fixture};
 use previewd_e2e::{previewd_under_test, Client};
 use serde_json::{json, Value};
 
@@ -252,22 +252,6 @@ fn listing_shows_loaded_and_refused_libraries() {
     );
 }
 
-/// The (method, path) pairs of an endpoints answer, every one from `source`.
-fn route_set(body: &Value, source: &str) -> Vec<(String, String)> {
-    let endpoints = body["endpoints"].as_array().expect("endpoints");
-    assert!(
-        endpoints.iter().all(|e| e["source"] == source),
-        "every endpoint from {source}: {body:#}"
-    );
-    endpoints
-        .iter()
-        .map(|e| {
-            let field = |k: &str| e[k].as_str().expect(k).to_string();
-            (field("method"), field("path"))
-        })
-        .collect()
-}
-
 /// A real Koa app (Koa 3 and @koa/router from npm, through previewd's node env cache) is
 /// detected by the loaded Koa plugin while the panicky plugin panics in detection on every
 /// upload, lists its routes before launch, launches, answers through the envelope and stops;
@@ -287,7 +271,7 @@ async fn koa_app_runs_on_a_loaded_plugin() {
     let endpoints = format!("/generations/{generation}/preview/endpoints");
     let before = alice.get(&endpoints).await;
     assert_eq!(before.status, 200, "{:#}", before.body);
-    let statics = route_set(&before.body, "static");
+    let statics = expect_routes(&before.body, "static");
     for route in [
         ("GET", "/todos/{id}"),
         ("DELETE", "/todos/{id}"),
@@ -342,7 +326,7 @@ async fn koa_app_runs_on_a_loaded_plugin() {
 
     let after = alice.get(&endpoints).await;
     assert_eq!(after.status, 200, "{:#}", after.body);
-    assert_eq!(route_set(&after.body, "static"), statics);
+    assert_eq!(expect_routes(&after.body, "static"), statics);
 
     let stopped = alice.stop_preview(&generation).await;
     assert_eq!(stopped.body["status"], "stopped", "{:#}", stopped.body);
@@ -402,9 +386,8 @@ async fn panics_in_a_plugin_are_contained() {
         .get(&format!("/generations/{koa}/preview/endpoints"))
         .await;
     assert_eq!(routes.status, 200, "{:#}", routes.body);
-    assert!(
-        route_set(&routes.body, "static").contains(&("GET".to_string(), "/notes/{id}".to_string()))
-    );
+    assert!(expect_routes(&routes.body, "static")
+        .contains(&("GET".to_string(), "/notes/{id}".to_string())));
 
     // The server is still up.
     let health = reqwest::get(format!("{}/healthz", server.base))

@@ -156,3 +156,8 @@ pub fn route_table(body: &Value, source: &str) -> Result<BTreeSet<Route>, String
         .filter_map(|e| Some((e["method"].as_str()?.into(), e["path"].as_str()?.into())))
         .collect())
 }
+
+/// The [`route_table`] of an answer that must list endpoints from `source`.
+pub fn expect_routes(body: &Value, source: &str) -> BTreeSet<Route> {
+    route_table(body, source).unwrap_or_else(|err| panic!("{err}"))
+}

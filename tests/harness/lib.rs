@@ -7,6 +7,7 @@
 pub mod external;
 pub mod fixture_runs;
 pub mod fleet;
+pub mod log_lines;
 pub mod parity;
 pub mod pids;
 pub mod sse;
