@@ -107,8 +107,8 @@ pub struct Config {
     #[arg(long, env = "PREVIEWD_PIDS_LIMIT", default_value_t = 256)]
     pub pids_limit: u64,
 
-    /// CPU a preview may use, in cores (`0.5`: half of one); it is throttled past it. `0`: no
-    /// limit.
+    /// CPU a preview may use, in cores (`0.5`: half of one), once it is ready (its start-up
+    /// runs at full speed); it is throttled past it. `0`: no limit.
     #[arg(long, env = "PREVIEWD_CPU_LIMIT", default_value = "0.5", value_parser = parse_cpu)]
     pub cpu_limit: f64,
 

@@ -518,7 +518,8 @@ pub struct ResourceLimits {
     /// Processes (and threads) at once. Null: no limit.
     #[oai(nullable)]
     pub pids: Option<u64>,
-    /// CPU, in cores (0.5: half of one). Null: no limit.
+    /// CPU, in cores (0.5: half of one), from the moment the app is ready; its start-up runs
+    /// at full speed. Null: no limit.
     #[oai(nullable)]
     pub cpu_cores: Option<f64>,
     /// Disk taken by the project and scratch folders, in bytes; past it the preview is killed

@@ -1054,6 +1054,9 @@ impl PreviewRun {
                 ));
             }
         }
+        if let Err(err) = inner.limits.limit_cpu(&self.running.cgroup()) {
+            self.system(format!("the CPU limit could not be set: {err}"));
+        }
         self.load_runtime_routes().await;
         self.update(|r| {
             r.status = PreviewStatus::Running;

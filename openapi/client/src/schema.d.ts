@@ -1234,7 +1234,8 @@ export interface components {
             pids?: number | null;
             /**
              * Format: double
-             * @description CPU, in cores (0.5: half of one). Null: no limit.
+             * @description CPU, in cores (0.5: half of one), from the moment the app is ready; its start-up runs
+             *     at full speed. Null: no limit.
              */
             cpu_cores?: number | null;
             /**

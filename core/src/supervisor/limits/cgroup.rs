@@ -108,7 +108,8 @@ struct CgroupDir {
 }
 
 impl CgroupDir {
-    /// Writes the limits of its controllers; a zero setting leaves the kernel's "max".
+    /// Writes the limits of its memory and pids controllers; a zero setting leaves the
+    /// kernel's "max". The CPU limit comes later ([`CgroupDir::write_cpu_limit`]).
     fn write_limits(&self, settings: &LimitSettings) -> io::Result<()> {
         for controller in &self.controllers {
             match (controller, self.version) {
@@ -132,23 +133,27 @@ impl CgroupDir {
                         self.write("pids.max", &settings.pids.to_string())?;
                     }
                 }
-                (Controller::Cpu, version) => {
-                    let Some(quota) = cpu_quota_us(settings.cpu) else {
-                        continue;
-                    };
-                    match version {
-                        Version::V1 => {
-                            self.write("cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
-                            self.write("cpu.cfs_quota_us", &quota.to_string())?;
-                        }
-                        Version::V2 => {
-                            self.write("cpu.max", &format!("{quota} {CPU_PERIOD_US}"))?
-                        }
-                    }
-                }
+                (Controller::Cpu, _) => {}
             }
         }
         Ok(())
+    }
+
+    /// Writes the CPU quota, where this directory has the controller and a limit is set.
+    fn write_cpu_limit(&self, settings: &LimitSettings) -> io::Result<()> {
+        let Some(quota) = cpu_quota_us(settings.cpu) else {
+            return Ok(());
+        };
+        if !self.controllers.contains(&Controller::Cpu) {
+            return Ok(());
+        }
+        match self.version {
+            Version::V1 => {
+                self.write("cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
+                self.write("cpu.cfs_quota_us", &quota.to_string())
+            }
+            Version::V2 => self.write("cpu.max", &format!("{quota} {CPU_PERIOD_US}")),
+        }
     }
 
     fn write(&self, file: &str, value: &str) -> io::Result<()> {
@@ -227,6 +232,15 @@ impl PreviewCgroup {
             }
         }
         Ok(cgroup)
+    }
+
+    /// Puts the CPU limit in place. Not at creation: a start-up throttled to a fraction of a
+    /// core would take that many times longer (a FastAPI app's 0.35 s of imports, 0.7 s at
+    /// half a core), and the start-up timeout already bounds what it may use.
+    pub(super) fn limit_cpu(&self, settings: &LimitSettings) -> io::Result<()> {
+        self.dirs
+            .iter()
+            .try_for_each(|dir| dir.write_cpu_limit(settings))
     }
 
     /// The directories a preview `preview_id` has now (after a crash of previewd, say).

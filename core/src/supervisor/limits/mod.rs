@@ -174,6 +174,12 @@ impl Limits {
         PreviewCgroup::create(&self.hierarchies, preview_id, &self.settings)
     }
 
+    /// Puts the preview's CPU limit in place, once it is ready (see
+    /// [`PreviewCgroup::limit_cpu`]).
+    pub fn limit_cpu(&self, cgroup: &PreviewCgroup) -> io::Result<()> {
+        cgroup.limit_cpu(&self.settings)
+    }
+
     /// What is left of a preview's cgroup (after previewd itself was stopped abruptly).
     pub fn existing(&self, preview_id: &str) -> PreviewCgroup {
         PreviewCgroup::existing(&self.hierarchies, preview_id)
@@ -222,7 +228,10 @@ impl Limits {
             (true, Enforcement::Rlimit) => {
                 format!("{} CPU seconds per process (rlimit)", self.cpu_seconds())
             }
-            (true, how_cpu) => format!("{} CPU ({})", s.cpu, how(how_cpu)),
+            (true, Enforcement::Cgroup(version)) => {
+                format!("{} CPU ({}, once ready)", s.cpu, version.label())
+            }
+            (true, Enforcement::NotEnforced) => format!("{} CPU (not enforced)", s.cpu),
         };
         let disk = match s.disk.limit() {
             Some(_) => format!("disk {}", s.disk),
@@ -437,7 +446,7 @@ mod tests {
         assert_eq!(cgroups.mechanism(), "cgroup v1");
         assert_eq!(
             cgroups.describe(Runtime::Python),
-            "limits: memory 512 MiB (cgroup v1), 256 processes (cgroup v1), 0.5 CPU (cgroup v1), disk 1 GiB"
+            "limits: memory 512 MiB (cgroup v1), 256 processes (cgroup v1), 0.5 CPU (cgroup v1, once ready), disk 1 GiB"
         );
         assert_eq!(
             cgroups.oom_reason(),
