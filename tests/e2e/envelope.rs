@@ -3,7 +3,8 @@
 //! errors a frontend must tell apart.
 
 use base64::Engine;
-use previewd_e2e::{Client, TestServer};
+use previewd_e2e::fixture_runs::envelope_answer as envelope;
+use previewd_e2e::TestServer;
 use serde_json::{json, Value};
 
 const APP: &str = r#"
@@ -26,23 +27,6 @@ def mirror():
 def big():
     return "x" * int(request.args["n"])
 "#;
-
-async fn envelope(client: &Client, generation: &str, session: &str, body: Value) -> (u16, Value) {
-    let response = client
-        .http
-        .post(format!(
-            "{}/api/v1/generations/{generation}/preview/request",
-            client.base
-        ))
-        .bearer_auth(&client.token)
-        .header("X-Preview-Session", session)
-        .json(&body)
-        .send()
-        .await
-        .expect("envelope request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_status_and_headers_pass_exactly() {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use previewd_e2e::fixture_runs::envelope_answer as envelope;
 use previewd_e2e::{Client, TestServer};
 use serde_json::{json, Value};
 
@@ -45,23 +46,6 @@ async fn launch(client: &Client, generation: &str, body: Value) -> Value {
         .await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     answer.body
-}
-
-async fn envelope(client: &Client, generation: &str, session: &str, body: Value) -> (u16, Value) {
-    let response = client
-        .http
-        .post(format!(
-            "{}/api/v1/generations/{generation}/preview/request",
-            client.base
-        ))
-        .bearer_auth(&client.token)
-        .header("X-Preview-Session", session)
-        .json(&body)
-        .send()
-        .await
-        .expect("envelope request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 async fn status(client: &Client, generation: &str) -> Value {

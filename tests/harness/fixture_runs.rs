@@ -128,6 +128,19 @@ pub async fn envelope(
         .expect("envelope request")
 }
 
+/// Sends `request` through the envelope; the envelope's status and JSON body (null when the
+/// body is not JSON).
+pub async fn envelope_answer(
+    client: &Client,
+    generation: &str,
+    session: &str,
+    request: Value,
+) -> (u16, Value) {
+    let response = envelope(client, generation, session, &request).await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 /// Whether a response body is the expected one: equal JSON values, else equal text.
 fn same_body(body: Option<&str>, expected: &str) -> bool {
     let Some(body) = body else {
