@@ -647,6 +647,7 @@ mod tests {
                 working_dir: PathBuf::new(),
                 requirements: vec![PathBuf::from("package.json")],
                 readiness: Readiness::default(),
+                preload: Vec::new(),
             })
         }
         fn routes(&self, project: &Project) -> Result<Vec<Endpoint>, PluginError> {

@@ -54,4 +54,10 @@ pub struct LaunchPlan {
     pub requirements: Vec<PathBuf>,
     /// The readiness probe.
     pub readiness: Readiness,
+    /// Modules a warm runtime imports before it is handed a project (Python module names,
+    /// Node package names): the framework and its server, whose import is most of a cold
+    /// start. Never the project's own modules. Missing ones are skipped, so a plugin may name
+    /// optional extras. Empty: the launcher's own serving module only.
+    #[serde(default)]
+    pub preload: Vec<String>,
 }

@@ -49,6 +49,52 @@ const NAME: &str = "django";
 const SETTINGS_VARIABLE: &str = "DJANGO_SETTINGS_MODULE";
 
 /// What detection looks for, in words.
+/// What a warm Python runtime imports before it is handed a project: the parts of Django a
+/// default project loads that import without settings (models, forms, templates, generic
+/// views, the default middleware, admin, the sqlite backend; not what needs the app registry,
+/// such as `django.contrib.auth.models`), Django REST framework's serializers when installed,
+/// and waitress, the server previewd serves it with.
+const PRELOAD: &[&str] = &[
+    "django",
+    "django.conf",
+    "django.conf.global_settings",
+    "django.core.handlers.wsgi",
+    "django.core.wsgi",
+    "django.apps",
+    "django.urls",
+    "django.utils.log",
+    "logging.config",
+    "django.db.models",
+    "django.forms",
+    "django.template.defaulttags",
+    "django.template.defaultfilters",
+    "django.template.loader_tags",
+    "django.template.backends.django",
+    "django.templatetags.static",
+    "django.views.generic",
+    "django.views.decorators.http",
+    "django.middleware.security",
+    "django.middleware.common",
+    "django.middleware.csrf",
+    "django.middleware.clickjacking",
+    "django.contrib.sessions.middleware",
+    "django.contrib.sessions.backends.base",
+    "django.contrib.messages.middleware",
+    "django.contrib.messages.storage.fallback",
+    "django.contrib.admin",
+    "django.contrib.auth.checks",
+    "django.contrib.auth.management",
+    "django.contrib.auth.hashers",
+    "django.contrib.auth.password_validation",
+    "django.contrib.staticfiles.handlers",
+    "django.contrib.staticfiles.checks",
+    "django.db.backends.sqlite3.base",
+    "django.utils.translation.reloader",
+    "rest_framework.serializers",
+    "waitress",
+    "encodings.idna",
+];
+
 const LOOKS_FOR: &str = "a Django project: manage.py (or wsgi.py/asgi.py) setting \
      DJANGO_SETTINGS_MODULE, or a settings.py with ROOT_URLCONF and INSTALLED_APPS, \
      possibly in a subfolder (backend/manage.py); django in requirements.txt/pyproject.toml \
@@ -158,6 +204,7 @@ impl RuntimePlugin for DjangoPlugin {
             working_dir: PathBuf::from(&site.working_dir),
             requirements: requirements(project, &site.working_dir),
             readiness: Readiness::default(),
+            preload: PRELOAD.iter().map(|m| m.to_string()).collect(),
         })
     }
 

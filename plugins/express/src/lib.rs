@@ -42,6 +42,9 @@ const LOOKS_FOR: &str = "a package.json that depends on express, with an entry f
 /// `ts-node src/app.ts`, `node ./bin/www`), `main`, `scripts.dev` or `scripts.serve`
 /// (`tsx watch src/index.ts`), else a conventional name; else (see [`found`]) a file calling
 /// `express()`.
+/// What a warm Node runtime loads before it is handed a project.
+const PRELOAD: &[&str] = &["express"];
+
 const ENTRY_RULES: EntryRules = EntryRules {
     later_scripts: &["dev", "serve"],
     conventional: &[
@@ -125,7 +128,7 @@ impl RuntimePlugin for ExpressPlugin {
 
     fn launch_plan(&self, project: &Project, port: u16) -> Result<LaunchPlan, PluginError> {
         let app = found(project)?.ok_or_else(|| no_entrypoint(LOOKS_FOR))?;
-        let mut plan = app.launch_plan(port, LOOKS_FOR)?;
+        let mut plan = app.launch_plan(port, LOOKS_FOR, PRELOAD)?;
         // A `.ts` entry runs through the project's TypeScript loader.
         if app.entry.as_ref().is_some_and(|e| is_typescript(&e.path)) {
             plan.args

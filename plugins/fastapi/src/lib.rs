@@ -35,6 +35,23 @@ use crate::model::Model;
 const NAME: &str = "fastapi";
 
 /// What detection looks for, in words.
+/// What a warm Python runtime imports before it is handed a project: FastAPI and uvicorn (the
+/// server previewd serves it with), with what uvicorn picks at start-up (protocols, loop,
+/// lifespan) and what FastAPI imports on its first body model (`pydantic.v1`). Together they
+/// are nearly all of a cold start.
+const PRELOAD: &[&str] = &[
+    "fastapi",
+    "uvicorn",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.websockets.auto",
+    "uvicorn.lifespan.on",
+    "uvicorn.loops.auto",
+    "uvloop",
+    "anyio._backends._asyncio",
+    "encodings.idna",
+    "pydantic.v1",
+];
+
 const LOOKS_FOR: &str = "a Python file that creates `FastAPI()` (main.py, app/main.py, src/…) \
      or an app factory returning one, or fastapi in requirements.txt/pyproject.toml";
 
@@ -148,6 +165,7 @@ impl RuntimePlugin for FastApiPlugin {
             working_dir: PathBuf::from(&launch.working_dir),
             requirements: requirements(project, entry_dir),
             readiness: Readiness::default(),
+            preload: PRELOAD.iter().map(|m| m.to_string()).collect(),
         })
     }
 

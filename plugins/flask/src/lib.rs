@@ -42,6 +42,10 @@ use crate::model::Model;
 const NAME: &str = "flask";
 
 /// What detection looks for, in words.
+/// What a warm Python runtime imports before it is handed a project: Flask and waitress, the
+/// server previewd serves it with.
+const PRELOAD: &[&str] = &["flask", "waitress", "encodings.idna"];
+
 const LOOKS_FOR: &str = "a Python file that creates `app = Flask(__name__)` (wsgi.py, app.py, \
      application.py, a package's __init__.py, …) or an app factory such as `create_app()` \
      returning one, FLASK_APP in .flaskenv/.env, or flask in requirements.txt/pyproject.toml";
@@ -222,5 +226,6 @@ fn plan(
         working_dir: PathBuf::from(working_dir),
         requirements: requirements(project, entry_dir),
         readiness: Readiness::default(),
+        preload: PRELOAD.iter().map(|m| m.to_string()).collect(),
     }
 }

@@ -54,9 +54,15 @@ impl NodeApp {
         Detection { confidence, reason }
     }
 
-    /// The plan running the entry on `port` in the package folder; without an entry, the
-    /// error saying what the plugin `looks_for`.
-    pub fn launch_plan(&self, port: u16, looks_for: &str) -> Result<LaunchPlan, PluginError> {
+    /// The plan running the entry on `port` in the package folder, a warm runtime having
+    /// loaded the `preload` packages; without an entry, the error saying what the plugin
+    /// `looks_for`.
+    pub fn launch_plan(
+        &self,
+        port: u16,
+        looks_for: &str,
+        preload: &[&str],
+    ) -> Result<LaunchPlan, PluginError> {
         let entry = self
             .entry
             .as_ref()
@@ -73,6 +79,7 @@ impl NodeApp {
             working_dir: self.package.dir.clone(),
             requirements: vec![self.package.manifest.clone()],
             readiness: Readiness::default(),
+            preload: preload.iter().map(|p| p.to_string()).collect(),
         })
     }
 }

@@ -48,6 +48,15 @@ const LOOKS_FOR: &str = "a package.json that depends on koa, with an entry file 
 
 /// Where the entry is looked for: `scripts.start` (`node server.js`, `nodemon src/index.js`),
 /// `main`, else a conventional name.
+/// What a warm Node runtime loads before it is handed a project.
+const PRELOAD: &[&str] = &[
+    "koa",
+    "@koa/router",
+    "koa-router",
+    "koa-bodyparser",
+    "@koa/bodyparser",
+];
+
 const ENTRY_RULES: EntryRules = EntryRules {
     later_scripts: &[],
     conventional: &[
@@ -103,7 +112,7 @@ impl RuntimePlugin for KoaPlugin {
 
     fn launch_plan(&self, project: &Project, port: u16) -> Result<LaunchPlan, PluginError> {
         let app = found(project)?.ok_or_else(|| no_entrypoint(LOOKS_FOR))?;
-        app.launch_plan(port, LOOKS_FOR)
+        app.launch_plan(port, LOOKS_FOR, PRELOAD)
     }
 
     fn routes(&self, project: &Project) -> Result<Vec<Endpoint>, PluginError> {
