@@ -127,8 +127,14 @@ mod tests {
     /// Leases are distinct, skip ports something else listens on, and come back when dropped.
     #[test]
     fn lease_skip_and_release() {
-        let blocker = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let busy = blocker.local_addr().unwrap().port();
+        // A bound port whose next one is free (other tests bind ports too).
+        let (_blocker, busy) = std::iter::repeat_with(|| {
+            let blocker = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let port = blocker.local_addr().unwrap().port();
+            (blocker, port)
+        })
+        .find(|(_, port)| *port < u16::MAX && is_free(port + 1))
+        .unwrap();
         let pool = PortPool::new(busy..=busy.saturating_add(1));
         let lease = pool.acquire().unwrap();
         assert_ne!(lease.port(), busy, "a bound port is never leased");
