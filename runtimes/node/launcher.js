@@ -26,6 +26,22 @@
 // Exit codes: 0 after SIGTERM/SIGINT (servers closed), 1 when the entry throws while loading
 // (the user's stack on stderr), 2 for bad arguments or a missing loader.
 //
+// Warm mode: previewd keeps idle Node processes with the project's framework already loaded,
+// started without a project as
+//
+//     node launcher.js --warm [--modules /abs/path/to/node_modules] [--preload NAME]...
+//
+// Such a process prints `previewd-warm: started` on stdout, requires each --preload name as
+// resolved from --modules (one that is not installed is skipped silently; any other failure is
+// one `previewd: warning: ...` line on stderr), prints `previewd-warm: ready`, then blocks
+// reading one "go" line from fd 0: JSON `{"args": [...], "cwd": "/abs/dir", "env": {...}}`. It
+// chdirs to `cwd`, replaces its whole environment with `env`, sets process.argv as a cold launch
+// with `args` has it, and runs main() exactly as that cold launch would. The modules required
+// in advance are the ones the app gets later: Node's module cache is keyed by real path, and
+// the project's node_modules is a symlink to the same install. EOF instead of a go line exits
+// 0 quietly; a line that is not such JSON exits 2. Nothing else is written on stdout before
+// `ready`.
+//
 // No dependencies: Node's own modules only. CommonJS.
 'use strict';
 
@@ -174,4 +190,152 @@ async function main() {
   }
 }
 
-main();
+// ---------------------------------------------------------------------------------------------
+// Warm mode
+
+const WARM_STARTED = 'previewd-warm: started';
+const WARM_READY = 'previewd-warm: ready';
+// How long to sleep when fd 0 has nothing to read yet (a non-blocking pipe).
+const READ_RETRY_MS = 5;
+
+function parseWarmArgs(argv) {
+  const args = { modules: null, preload: [] };
+  for (let i = 0; i < argv.length; i += 1) {
+    const flag = argv[i];
+    if (flag === '--warm') continue;
+    const value = argv[i + 1];
+    if (value === undefined) fail('missing value after ' + flag, 2);
+    i += 1;
+    if (flag === '--modules') args.modules = path.resolve(value);
+    else if (flag === '--preload') args.preload.push(value);
+    else fail('unknown argument ' + flag, 2);
+  }
+  return args;
+}
+
+function announce(line) {
+  process.stdout.write(line + '\n');
+}
+
+/** Requires each name as the project will resolve it; a name not installed is skipped. What
+ * the modules print goes to stderr, so that `ready` stays the next line on stdout. */
+function preload(names, modules) {
+  const write = process.stdout.write;
+  process.stdout.write = process.stderr.write.bind(process.stderr);
+  try {
+    names.forEach((name) => preloadOne(name, modules));
+  } finally {
+    process.stdout.write = write;
+  }
+}
+
+function preloadOne(name, modules) {
+  const from = { paths: [modules || process.cwd()] };
+  let resolved;
+  try {
+    resolved = require.resolve(name, from);
+  } catch (error) {
+    if (!error || error.code !== 'MODULE_NOT_FOUND') warnPreload(name, error);
+    return;
+  }
+  try {
+    require(resolved);
+  } catch (error) {
+    warnPreload(name, error);
+  }
+}
+
+function warnPreload(name, error) {
+  const message = String(error && error.message ? error.message : error).split(/\s+/).join(' ');
+  say('warning: could not pre-import ' + name + ': ' + message);
+}
+
+function sleep(ms) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** One line from fd 0, read synchronously (no event loop yet); null at EOF before any byte. */
+function readLineSync() {
+  const chunks = [];
+  const buffer = Buffer.alloc(65536);
+  for (;;) {
+    let count;
+    try {
+      count = fs.readSync(0, buffer, 0, buffer.length, null);
+    } catch (error) {
+      if (error.code === 'EAGAIN') {
+        sleep(READ_RETRY_MS);
+        continue;
+      }
+      if (error.code === 'EINTR') continue;
+      if (error.code === 'EOF') count = 0;
+      else throw error;
+    }
+    if (count === 0) break;
+    const chunk = Buffer.from(buffer.subarray(0, count));
+    const newline = chunk.indexOf(10);
+    if (newline >= 0) {
+      chunks.push(chunk.subarray(0, newline));
+      return Buffer.concat(chunks).toString('utf8');
+    }
+    chunks.push(chunk);
+  }
+  return chunks.length ? Buffer.concat(chunks).toString('utf8') : null;
+}
+
+/** The go line's {args, cwd, env}; throws an Error saying what is wrong with it. */
+function parseGo(line) {
+  const go = JSON.parse(line);
+  if (go === null || typeof go !== 'object' || Array.isArray(go)) {
+    throw new Error('the go line is not a JSON object');
+  }
+  const { args, cwd, env } = go;
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) {
+    throw new Error('"args" must be a list of strings');
+  }
+  if (typeof cwd !== 'string' || !path.isAbsolute(cwd)) {
+    throw new Error('"cwd" must be an absolute path');
+  }
+  if (env === null || typeof env !== 'object' || Array.isArray(env) ||
+      !Object.values(env).every((v) => typeof v === 'string')) {
+    throw new Error('"env" must be an object of strings');
+  }
+  return { args, cwd, env };
+}
+
+/** Takes on the app's working dir, (complete) environment and argv, as a cold launch starts. */
+function becomeApp(go) {
+  try {
+    process.chdir(go.cwd);
+  } catch (error) {
+    fail('could not enter ' + go.cwd + ': ' + error.message, 2);
+  }
+  for (const key of Object.keys(process.env)) delete process.env[key];
+  Object.assign(process.env, go.env);
+  process.argv = [process.argv[0], __filename, ...go.args];
+}
+
+function warmMain() {
+  announce(WARM_STARTED);
+  const args = parseWarmArgs(process.argv.slice(2));
+  preload(args.preload, args.modules);
+  announce(WARM_READY);
+  let line;
+  try {
+    line = readLineSync();
+  } catch (error) {
+    fail('could not read the go line: ' + error.message, 2);
+  }
+  if (line === null) process.exit(0); // previewd retired this process
+  let go;
+  try {
+    go = parseGo(line);
+  } catch (error) {
+    fail('bad go line: ' + error.message, 2);
+  }
+  becomeApp(go);
+  return main();
+}
+
+if (process.argv.includes('--warm')) warmMain();
+else main();

@@ -21,11 +21,26 @@ Exit codes: 0 after a clean shutdown (SIGTERM / SIGINT), 1 when the app cannot b
 built (the user's traceback is on stderr), 2 for bad arguments or an unknown framework, 3 when
 the server could not start (port taken, lifespan startup failed).
 
+Warm mode: previewd keeps idle interpreters with the framework already imported, started as
+
+    <venv>/bin/python -u launcher.py --warm --framework fastapi [--preload MODULE]...
+
+without a project. Such a process prints `previewd-warm: started` on stdout, loads the
+framework's serving module (the same module object main() uses later) and imports each
+--preload module (one that is not installed is skipped silently; any other failure is one
+`previewd: warning: ...` line on stderr), prints `previewd-warm: ready`, then blocks reading one
+"go" line on stdin: JSON `{"args": [...], "cwd": "/abs/dir", "env": {...}}`. It then chdirs to
+`cwd`, replaces its whole environment with `env`, sets sys.argv to this file + `args` and runs
+main(args) exactly as a cold launch with those arguments would. EOF instead of a go line exits
+0 quietly; a line that is not such JSON exits 2. Nothing else is written on stdout before
+`ready`.
+
 Only the standard library and the framework's own packages are used. Each framework is one
 entry in FRAMEWORKS naming a `serve_<framework>.py` beside this file, which previewd ships too.
 """
 
 import argparse
+import contextlib
 import enum
 import importlib
 import inspect
@@ -35,7 +50,9 @@ import re
 import signal
 import sys
 import tempfile
+import time
 import traceback
+import warnings
 
 METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
 CONVERTER = re.compile(r"\{([^{}:]+):[^{}]*\}")
@@ -240,15 +257,24 @@ FRAMEWORKS = {
 }
 
 
+# --framework value -> its serving module once loaded: a warm process loads it before the go
+# line and main() then uses that same module.
+LOADED_FRAMEWORKS = {}
+
+
 def load_framework(name):
     """The serving module of a framework, loaded from its file under a private name (so that it
-    never shadows, or is shadowed by, a module of the user's project)."""
+    never shadows, or is shadowed by, a module of the user's project); loaded once."""
+    module = LOADED_FRAMEWORKS.get(name)
+    if module is not None:
+        return module
     import importlib.util
 
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), FRAMEWORKS[name])
     spec = importlib.util.spec_from_file_location("_previewd_" + name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    LOADED_FRAMEWORKS[name] = module
     return module
 
 
@@ -280,5 +306,149 @@ def main(argv):
         return error.code
 
 
+# ---------------------------------------------------------------------------------------------
+# Warm mode
+
+WARM_STARTED = "previewd-warm: started"
+WARM_READY = "previewd-warm: ready"
+# C locale coercion (PEP 538): an interpreter starting in the C or POSIX locale (LC_ALL unset)
+# switches to a UTF-8 one and exports it as LC_CTYPE. A warm process did that for its own
+# environment; the app's environment gets what its cold start would have exported.
+COERCED_LOCALES = ("C.UTF-8", "C.utf8", "UTF-8")
+STARTUP_LC_CTYPE = os.environ.get("LC_CTYPE")
+
+
+def parse_warm_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="launcher.py", description="Wait, framework imported, for a preview to serve."
+    )
+    parser.add_argument("--warm", action="store_true", required=True)
+    parser.add_argument("--framework", required=True, help="one of: " + ", ".join(FRAMEWORKS))
+    parser.add_argument(
+        "--preload", action="append", default=[], metavar="MODULE", help="a module to import"
+    )
+    return parser.parse_args(argv)
+
+
+def announce(line):
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def is_not_installed(error, module_name):
+    """True when `error` says `module_name` itself (or a package above it) does not exist, rather
+    than something it imports."""
+    missing = getattr(error, "name", None)
+    return (
+        isinstance(error, ModuleNotFoundError)
+        and bool(missing)
+        and (module_name == missing or module_name.startswith(missing + "."))
+    )
+
+
+def preimport(framework, modules):
+    """Loads the serving module of `framework` and imports `modules`; prints nothing on stdout
+    (whatever they print goes to stderr, so that `ready` stays the next stdout line)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        if framework in FRAMEWORKS:
+            try:
+                load_framework(framework)
+            except Exception as error:
+                warn_preimport("serve_%s.py" % framework, error)
+        # Warnings a preload raises are the pre-import's (e.g. pydantic.v1 on a Python it no
+        # longer supports, which FastAPI itself silences), not the app's: they stay out of its log.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for name in modules:
+                try:
+                    importlib.import_module(name)
+                except Exception as error:
+                    if not is_not_installed(error, name):
+                        warn_preimport(name, error)
+
+
+def warn_preimport(name, error):
+    message = " ".join(str(error).split())
+    say("warning: could not pre-import %s: %s: %s" % (name, type(error).__name__, message))
+
+
+def read_go():
+    """The go line as (args, cwd, env); None at EOF. ValueError when it is not one."""
+    line = sys.stdin.buffer.readline()
+    if not line:
+        return None
+    go = json.loads(line)
+    if not isinstance(go, dict):
+        raise ValueError("the go line is not a JSON object")
+    args, cwd, env = go.get("args"), go.get("cwd"), go.get("env")
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise ValueError('"args" must be a list of strings')
+    if not isinstance(cwd, str) or not os.path.isabs(cwd):
+        raise ValueError('"cwd" must be an absolute path')
+    if not isinstance(env, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+    ):
+        raise ValueError('"env" must be an object of strings')
+    return args, cwd, env
+
+
+def become_app(cwd, env):
+    """Takes on the app's working dir and (complete) environment, as a cold launch starts."""
+    try:
+        os.chdir(cwd)
+    except OSError as error:
+        raise LaunchError("could not enter %s: %s" % (cwd, error.strerror or error), 2)
+    os.environ.clear()
+    try:
+        os.environ.update(env)
+    except ValueError as error:  # a name with "=" or a NUL
+        raise LaunchError("bad go line: %s" % error, 2)
+    coerce_c_locale(os.environ)
+    tempfile.tempdir = None  # TMPDIR is read again
+    if hasattr(time, "tzset"):
+        time.tzset()  # TZ too
+    # The project appeared (mounted) after the import system looked at the file system.
+    importlib.invalidate_caches()
+
+
+def coerce_c_locale(environ):
+    """Sets LC_CTYPE in `environ` as this interpreter's start-up would have with it."""
+    if STARTUP_LC_CTYPE not in COERCED_LOCALES:
+        return  # this interpreter does not coerce (or was not started in the C locale)
+    if environ.get("LC_ALL") or environ.get("PYTHONCOERCECLOCALE") == "0":
+        return
+    if (environ.get("LC_CTYPE") or environ.get("LANG") or "C") in ("C", "POSIX"):
+        environ["LC_CTYPE"] = STARTUP_LC_CTYPE
+
+
+def warm_main(argv):
+    announce(WARM_STARTED)
+    args = parse_warm_args(argv)
+    signal.signal(signal.SIGTERM, exit_cleanly)
+    signal.signal(signal.SIGINT, exit_cleanly)
+    # Nothing is imported from the launcher's own dir; main() puts the app's dir first later.
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and os.path.abspath(sys.path[0] or os.curdir) == here:
+        del sys.path[0]
+    preimport(args.framework, args.preload)
+    announce(WARM_READY)
+    try:
+        go = read_go()
+    except (ValueError, UnicodeDecodeError) as error:
+        say("bad go line: %s" % " ".join(str(error).split()))
+        return 2
+    if go is None:
+        return 0  # previewd retired this process
+    app_args, cwd, env = go
+    try:
+        become_app(cwd, env)
+    except LaunchError as error:
+        say(str(error))
+        return error.code
+    sys.argv = sys.argv[:1] + app_args
+    return main(app_args)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    argv = sys.argv[1:]
+    sys.exit(warm_main(argv) if "--warm" in argv else main(argv))
