@@ -15,6 +15,8 @@ const GENERATIONS: &str = "generations";
 const PREVIEWS: &str = "previews";
 /// Tree mapping a generation id to the id of its latest preview.
 const LATEST_PREVIEW: &str = "latest_preview";
+/// Tree of [`WarmRecord`]s by id.
+const WARM: &str = "warm";
 /// sled's page cache. Its default (1 GiB) would let a log flood grow previewd's memory by that
 /// much; logs are written once and read mostly while fresh, so a small cache serves them.
 const CACHE_BYTES: u64 = 32 << 20;
@@ -107,6 +109,10 @@ pub struct PreviewRecord {
     /// What the user asked for at launch, so a restart can ask again.
     #[serde(default)]
     pub options: LaunchOptions,
+    /// The warm process the preview was started in, if it was: its processes and its cgroup
+    /// carry this id rather than the preview's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_id: Option<String>,
 }
 
 /// What the user asked for at launch.
@@ -126,6 +132,16 @@ pub struct Store {
     generations: sled::Tree,
     previews: sled::Tree,
     latest_preview: sled::Tree,
+    warm: sled::Tree,
+}
+
+/// A warm process previewd started, kept until it is retired or handed a project, so that a
+/// restart after a crash can kill what an earlier previewd left.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WarmRecord {
+    pub id: String,
+    /// Its process group (the launcher's relay is the leader).
+    pub pgid: i32,
 }
 
 impl Store {
@@ -139,6 +155,7 @@ impl Store {
             generations: db.open_tree(GENERATIONS)?,
             previews: db.open_tree(PREVIEWS)?,
             latest_preview: db.open_tree(LATEST_PREVIEW)?,
+            warm: db.open_tree(WARM)?,
             db,
         })
     }
@@ -209,6 +226,23 @@ impl Store {
             Some(id) => get(&self.previews, &String::from_utf8_lossy(&id)),
             None => Ok(None),
         }
+    }
+
+    /// Notes a warm process and flushes.
+    pub async fn put_warm(&self, record: &WarmRecord) -> Result<(), StoreError> {
+        put(&self.warm, &record.id, record)?;
+        self.flush().await
+    }
+
+    /// Forgets a warm process (handed a project, or gone) and flushes.
+    pub async fn remove_warm(&self, id: &str) -> Result<(), StoreError> {
+        self.warm.remove(id.as_bytes())?;
+        self.flush().await
+    }
+
+    /// The warm processes noted.
+    pub fn warm(&self) -> Result<Vec<WarmRecord>, StoreError> {
+        all(&self.warm)
     }
 
     /// Every preview matching `keep`.
@@ -289,6 +323,7 @@ mod tests {
             error: None,
             expires_at: Utc::now(),
             options: LaunchOptions::default(),
+            warm_id: None,
         }
     }
 

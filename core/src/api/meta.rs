@@ -63,24 +63,63 @@ impl MetaApi {
 
     /// Metrics
     ///
-    /// Prometheus text format: active previews and leased ports. Needs no token.
+    /// Prometheus text format: active previews, leased ports, warm processes (idle, by stage),
+    /// their memory against the `--warm-memory` budget, and launches by how they started.
+    /// Needs no token.
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
     async fn metrics(&self, state: Data<&Arc<AppState>>) -> Metrics {
         let supervisor = &state.supervisor;
+        let warm = supervisor.warm_metrics();
         let mut text = String::new();
-        let _ = writeln!(
-            text,
-            "# HELP previewd_active_previews Previews starting, running or stopping."
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(text, "# HELP {name} {help}");
+            let _ = writeln!(text, "# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(text, "{name}{labels} {value}");
+            }
+        };
+        metric(
+            "previewd_active_previews",
+            "gauge",
+            "Previews starting, running or stopping.",
+            &[("", supervisor.active_count() as u64)],
         );
-        let _ = writeln!(text, "# TYPE previewd_active_previews gauge");
-        let _ = writeln!(
-            text,
-            "previewd_active_previews {}",
-            supervisor.active_count()
+        metric(
+            "previewd_leased_ports",
+            "gauge",
+            "Ports held by previews.",
+            &[("", supervisor.leased_ports() as u64)],
         );
-        let _ = writeln!(text, "# HELP previewd_leased_ports Ports held by previews.");
-        let _ = writeln!(text, "# TYPE previewd_leased_ports gauge");
-        let _ = writeln!(text, "previewd_leased_ports {}", supervisor.leased_ports());
+        metric(
+            "previewd_warm_processes",
+            "gauge",
+            "Idle warm processes: starting (importing their framework) or ready for a project.",
+            &[
+                ("{state=\"starting\"}", warm.starting as u64),
+                ("{state=\"ready\"}", warm.ready as u64),
+            ],
+        );
+        metric(
+            "previewd_warm_memory_bytes",
+            "gauge",
+            "Memory (RSS) of the idle warm processes together.",
+            &[("", warm.memory_bytes)],
+        );
+        metric(
+            "previewd_warm_memory_budget_bytes",
+            "gauge",
+            "The --warm-memory budget of idle warm processes (0: no budget).",
+            &[("", warm.budget_bytes.unwrap_or(0))],
+        );
+        metric(
+            "previewd_launches_total",
+            "counter",
+            "Launches that reached a process, by how they started: in a warm process or cold.",
+            &[
+                ("{start=\"warm\"}", warm.warm_launches),
+                ("{start=\"cold\"}", warm.cold_launches),
+            ],
+        );
         Metrics::Ok(PlainText(text))
     }
 }

@@ -15,18 +15,22 @@
 //! - [`activity`]: a preview's last real use, for the idle timeout.
 //! - [`limits`]: memory, process, CPU and disk limits: cgroups (v1 or v2) or rlimits.
 //! - [`isolation`]: the preview's own namespaces and file-system view.
+//! - [`launcher`]: starting a launcher process, cold or warm, in its cgroup and sandbox.
+//! - [`warm`]: warm runtimes, launchers started ahead of launches.
 
 pub mod activity;
 pub mod isolation;
+pub mod launcher;
 pub mod limits;
 pub mod line_reader;
 pub mod port_pool;
 pub mod process_tree;
 pub mod readiness;
+pub mod warm;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -36,7 +40,7 @@ use previewd_plugin_api::{
     Detection, Endpoint, LaunchPlan, PluginError, Project, Runtime, RuntimePlugin,
 };
 use tokio::io::BufReader;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
 
@@ -51,11 +55,13 @@ pub use crate::store::LaunchOptions;
 use crate::store::{GenerationRecord, PreviewRecord, PreviewStatus, Store, StoreError};
 use activity::Activity;
 use isolation::{Isolation, PreviewFolders};
+use launcher::{LauncherSpec, Provisioned, Spawner};
 use limits::cgroup::PreviewCgroup;
 use limits::{disk, Limits};
 use port_pool::{PortLease, PortPool};
-use process_tree::{ProcessTree, Usage, MARKER_VAR};
+use process_tree::{ProcessTree, Usage};
 use readiness::Probe;
+use warm::{Handover, TakenOver, WarmKey, WarmMetrics, WarmPool};
 
 /// Output lines kept in memory per preview, for the reason of a failure.
 const RECENT_LINES: usize = 20;
@@ -67,18 +73,6 @@ const PIPE_BUFFER: usize = 64 * 1024;
 const KILL_CONFIRM: Duration = Duration::from_secs(3);
 /// How often a preview's disk use (and OOM kills of its lesser processes) are looked at.
 const LIMIT_CHECK: Duration = Duration::from_secs(2);
-/// Variables of previewd's own environment an app inherits; nothing else (no secrets) leaks.
-const INHERITED_ENV: &[&str] = &[
-    "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER",
-];
-
-/// A runtime ready to run a preview.
-struct Provisioned {
-    /// The interpreter the launcher runs with.
-    interpreter: PathBuf,
-    /// The environment it runs in (a virtualenv, a `node_modules`), if any.
-    env_dir: Option<PathBuf>,
-}
 
 /// Why a launch was refused.
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +153,9 @@ struct Running {
     activity: Activity,
     /// The preview's cgroup, once made (just before its process starts).
     cgroup: OnceLock<PreviewCgroup>,
+    /// The marker its processes carry, once they run: the warm process's id when it started
+    /// warm, else the preview's.
+    marker: OnceLock<String>,
 }
 
 impl Running {
@@ -186,6 +183,15 @@ impl Running {
     fn cgroup(&self) -> PreviewCgroup {
         self.cgroup.get().cloned().unwrap_or_default()
     }
+
+    /// The preview's processes, led by group `pgid`.
+    fn tree(&self, pgid: i32) -> ProcessTree {
+        let marker = match self.marker.get() {
+            Some(marker) => marker.clone(),
+            None => self.record().id,
+        };
+        ProcessTree::new(pgid, &marker).with_cgroup(self.cgroup())
+    }
 }
 
 struct Inner {
@@ -199,6 +205,7 @@ struct Inner {
     node_envs: NodeEnvs,
     runtimes: Runtimes,
     ports: Arc<PortPool>,
+    warm: WarmPool,
     generations_dir: PathBuf,
     previews_dir: PathBuf,
     running: Mutex<HashMap<String, Arc<Running>>>,
@@ -239,6 +246,7 @@ impl Supervisor {
         let supervisor = Supervisor {
             inner: Arc::new(Inner {
                 ports: PortPool::new(parts.config.port_range.clone()),
+                warm: WarmPool::new(parts.config.warm_pool, parts.config.warm_memory),
                 config: parts.config,
                 limits: parts.limits,
                 isolation: parts.isolation,
@@ -256,7 +264,22 @@ impl Supervisor {
             }),
         };
         supervisor.recover().await?;
+        supervisor.watch_warm_processes();
         Ok(supervisor)
+    }
+
+    /// What starts launcher processes.
+    fn spawner(&self) -> Spawner<'_> {
+        Spawner {
+            limits: &self.inner.limits,
+            isolation: &self.inner.isolation,
+            runtimes: &self.inner.runtimes,
+        }
+    }
+
+    /// The warm processes' counts, for `/metrics`.
+    pub fn warm_metrics(&self) -> WarmMetrics {
+        self.inner.warm.metrics()
     }
 
     /// The resource limits previews get.
@@ -341,6 +364,7 @@ impl Supervisor {
                 + chrono::Duration::from_std(inner.config.max_uptime)
                     .unwrap_or(chrono::Duration::MAX),
             options: options.clone(),
+            warm_id: None,
         };
         inner.store.put_preview(&record).await?;
         let running = Arc::new(Running {
@@ -353,6 +377,7 @@ impl Supervisor {
             done: tokio::sync::Notify::new(),
             activity: Activity::default(),
             cgroup: OnceLock::new(),
+            marker: OnceLock::new(),
         });
         inner
             .running
@@ -409,11 +434,12 @@ impl Supervisor {
         }
     }
 
-    /// Stops every preview (server shutdown).
+    /// Stops every preview and ends the warm processes (server shutdown).
     pub async fn stop_all(&self, reason: &str) {
         let ids: Vec<String> = self.active().iter().map(|r| r.record().id).collect();
         let stops = ids.iter().map(|id| self.stop(id, reason));
         futures_util::future::join_all(stops).await;
+        self.retire_all_warm().await;
     }
 
     /// The current state of a preview: its record, and for a live one its resource use.
@@ -434,7 +460,7 @@ impl Supervisor {
         let record = running.record();
         let usage = match record.pgid {
             Some(pgid) => {
-                let tree = ProcessTree::new(pgid, &record.id).with_cgroup(running.cgroup());
+                let tree = running.tree(pgid);
                 tokio::task::spawn_blocking(move || tree.usage())
                     .await
                     .unwrap_or_default()
@@ -580,43 +606,16 @@ impl Supervisor {
         );
     }
 
-    /// Marks previews an earlier previewd left active as stopped, killing what is left of them.
+    /// Marks previews an earlier previewd left active as stopped, killing what is left of them,
+    /// and kills the warm processes it left.
     async fn recover(&self) -> Result<(), StoreError> {
         let store = &self.inner.store;
         for mut record in store.previews_where(|p| p.status.is_active())? {
-            // The recorded group when its leader is still this preview's (a pid can be reused),
-            // else whatever carries the preview's marker: a crash may have come before the pid
-            // was saved.
-            let tree = match record.pgid {
-                Some(pgid) if process_tree::is_preview_process(pgid, &record.id) => {
-                    ProcessTree::new(pgid, &record.id)
-                }
-                _ => ProcessTree::marked(&record.id),
-            };
-            let cgroup = self.inner.limits.existing(&record.id);
-            let tree = tree.with_cgroup(cgroup.clone());
-            let killed = tree.signal(Signal::SIGKILL);
             // Saved as stopped only once reality agrees: no process left, the port free.
-            let port = record.port;
-            let confirm_until = Instant::now() + KILL_CONFIRM;
-            loop {
-                let tree = tree.clone();
-                let gone = tokio::task::spawn_blocking(move || {
-                    tree.pids().is_empty() && port_pool::is_free(port)
-                })
-                .await
-                .unwrap_or(false);
-                if gone || Instant::now() >= confirm_until {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            // The cgroup goes once the kernel has finished its processes (removal retries).
-            match tokio::task::spawn_blocking(move || cgroup.remove()).await {
-                Ok(Err(err)) => warn!("preview {}: {err}", record.id),
-                Err(err) => warn!("preview {}: removing its cgroup: {err}", record.id),
-                Ok(Ok(())) => {}
-            }
+            let marker = record.warm_id.clone().unwrap_or_else(|| record.id.clone());
+            let killed = self
+                .kill_leftovers(&marker, record.pgid, Some(record.port))
+                .await;
             let reason = "previewd restarted while this preview was active; it was stopped";
             record.status = PreviewStatus::Stopped;
             record.ended_at = Some(Utc::now());
@@ -631,7 +630,53 @@ impl Supervisor {
                 },
             );
         }
+        for warm in store.warm()? {
+            let killed = self.kill_leftovers(&warm.id, Some(warm.pgid), None).await;
+            info!(
+                "killed {killed} leftover process(es) of warm process {}",
+                warm.id
+            );
+            let _ = tokio::fs::remove_dir_all(self.inner.previews_dir.join(&warm.id)).await;
+            store.remove_warm(&warm.id).await?;
+        }
         Ok(())
+    }
+
+    /// Kills what is left of the processes marked `marker` (led by group `pgid`, if it is
+    /// still theirs: a pid can be reused) and of their cgroup; waits until none is left and
+    /// `port` is free (up to [`KILL_CONFIRM`]), then removes the cgroup. How many it killed.
+    async fn kill_leftovers(&self, marker: &str, pgid: Option<i32>, port: Option<u16>) -> usize {
+        // The recorded group when its leader is still the preview's, else whatever carries
+        // the marker: a crash may have come before the pid was saved.
+        let tree = match pgid {
+            Some(pgid) if process_tree::is_preview_process(pgid, marker) => {
+                ProcessTree::new(pgid, marker)
+            }
+            _ => ProcessTree::marked(marker),
+        };
+        let cgroup = self.inner.limits.existing(marker);
+        let tree = tree.with_cgroup(cgroup.clone());
+        let killed = tree.signal(Signal::SIGKILL);
+        let confirm_until = Instant::now() + KILL_CONFIRM;
+        loop {
+            let tree = tree.clone();
+            let gone = tokio::task::spawn_blocking(move || {
+                tree.pids().is_empty() && port.is_none_or(port_pool::is_free)
+            })
+            .await
+            .unwrap_or(false);
+            if gone || Instant::now() >= confirm_until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        // The cgroup goes once the kernel has finished its processes (removal retries).
+        match tokio::task::spawn_blocking(move || cgroup.remove()).await {
+            Ok(Err(err)) => warn!("{marker}: {err}"),
+            Err(err) => warn!("{marker}: removing its cgroup: {err}"),
+            Ok(Ok(())) => {}
+        }
+        killed
     }
 }
 
@@ -745,21 +790,14 @@ impl PreviewRun {
         if let Some(reason) = self.stop_requested() {
             return self.stopped_or_failed(reason);
         }
-        let record = self.running.record();
-        match self.supervisor.inner.limits.create(&record.id) {
-            Ok(cgroup) => {
-                let _ = self.running.cgroup.set(cgroup);
-            }
-            Err(err) => return failed(None, format!("setting up the preview's cgroup: {err}")),
-        }
-        let mut child = match self.spawn(&provisioned).await {
-            Ok(child) => child,
+        let (mut child, stdout, stderr) = match self.start(&provisioned).await {
+            Ok(started) => started,
             Err(error) => {
                 self.remove_cgroup().await;
                 return failed(None, error);
             }
         };
-        let readers = self.read_output(&mut child);
+        let readers = self.read_output([(LogStream::Stdout, stdout), (LogStream::Stderr, stderr)]);
         let outcome = self.watch(&mut child, &mut stop).await;
         self.kill_tree(&mut child, outcome.status == PreviewStatus::Stopping)
             .await;
@@ -867,136 +905,157 @@ impl PreviewRun {
         }
     }
 
-    async fn spawn(&self, provisioned: &Provisioned) -> Result<Child, String> {
+    /// Starts the app: in a warm process when one fits, else cold. Its process, stdout and
+    /// stderr.
+    async fn start(&self, provisioned: &Provisioned) -> Result<(Child, Pipe, Pipe), String> {
         let inner = &self.supervisor.inner;
-        let interpreter = &provisioned.interpreter;
         let record = self.running.record();
         let project_dir = self.supervisor.project_dir(&record.generation_id);
         let work_dir = project_dir.join(&self.plan.working_dir);
         let scratch = inner.previews_dir.join(&record.id);
-        // The app's temporary files go to the scratch folder, inside its disk limit.
-        let tmp = scratch.join("tmp");
-        std::fs::create_dir_all(&tmp)
-            .map_err(|err| format!("creating {}: {err}", tmp.display()))?;
-        let setup = inner
+        let key = WarmKey::new(
+            self.plan.runtime,
+            provisioned,
+            &record.framework,
+            &self.plan.preload,
+        );
+        let startup_variable =
+            warm::start_up_variable(self.plan.env.keys().chain(self.options.env.keys()));
+        let shadowed = match self.plan.runtime {
+            Runtime::Python => warm::shadowed_preload(&self.plan.preload, &work_dir),
+            Runtime::Node => None,
+        };
+        let taken = match (startup_variable, shadowed) {
+            (Some(name), _) => Err(format!(
+                "{name} in the launch's environment is read when the interpreter starts"
+            )),
+            (None, Some(module)) => Err(format!(
+                "the project has a module `{module}` of its own, which a warm process has imported from the environment"
+            )),
+            (None, None) => self.supervisor.take_warm(&key),
+        };
+        let cold_reason = match taken {
+            Ok(slot) => {
+                let env = self.app_env(provisioned, &scratch, &slot.id)?;
+                let handover = Handover {
+                    folders: [&project_dir, &scratch],
+                    cwd: &work_dir,
+                    args: &self.plan.args,
+                    env: &env,
+                };
+                match self.supervisor.hand_over(&key, slot, handover).await {
+                    Ok(warm) => return Ok(self.started_warm(warm, &work_dir).await),
+                    Err(err) => format!("the warm process could not take the project: {err}"),
+                }
+            }
+            Err(reason) => reason,
+        };
+        inner.warm.count_cold();
+        self.system(format!("cold start: {cold_reason}"));
+        let cgroup = inner
             .limits
-            .child_setup(&self.running.cgroup(), self.plan.runtime)
-            .map_err(|err| format!("preparing the preview's limits: {err}"))?;
-        let sandbox = inner
-            .isolation
-            .sandbox(&PreviewFolders {
-                project_dir: &project_dir,
+            .create(&record.id)
+            .map_err(|err| format!("setting up the preview's cgroup: {err}"))?;
+        let _ = self.running.cgroup.set(cgroup.clone());
+        let env = self.app_env(provisioned, &scratch, &record.id)?;
+        let mut launched = self.supervisor.spawner().spawn(LauncherSpec {
+            runtime: self.plan.runtime,
+            provisioned,
+            args: &self.plan.args,
+            cwd: &work_dir,
+            env: &env,
+            cgroup: &cgroup,
+            folders: PreviewFolders {
+                project_dir: Some(&project_dir),
                 scratch_dir: &scratch,
                 env_dir: provisioned.env_dir.as_deref(),
                 work_dir: &work_dir,
-            })
-            .map_err(|err| format!("preparing the preview's sandbox: {err}"))?;
-        // In a sandbox the user's home is read-only: the app gets a writable one of its own
-        // (for tools' caches and settings), inside its disk limit.
-        let home = match sandbox {
-            Some(_) => {
-                let home = scratch.join("home");
-                std::fs::create_dir_all(&home)
-                    .map_err(|err| format!("creating {}: {err}", home.display()))?;
-                Some(home)
-            }
-            None => None,
-        };
-        // Python's `-u`: unbuffered output. Node writes to pipes without buffering anyway.
-        let (launcher, flags): (_, &[&str]) = match self.plan.runtime {
-            Runtime::Python => (inner.runtimes.python_launcher(), &["-u"]),
-            Runtime::Node => (inner.runtimes.node_launcher(), &[]),
-        };
+            },
+            stdin: false,
+        })?;
+        let pid = launched.child.id().unwrap_or_default();
+        let stdout = launched.child.stdout.take().map(|p| Box::new(p) as Pipe);
+        let stderr = launched.child.stderr.take().map(|p| Box::new(p) as Pipe);
+        self.started(pid, &launched.command, &work_dir, None).await;
+        match (stdout, stderr) {
+            (Some(stdout), Some(stderr)) => Ok((launched.child, stdout, stderr)),
+            _ => Err("the app's output pipes were not set up".into()),
+        }
+    }
 
-        let mut command = Command::new(interpreter);
-        command
-            .args(flags)
-            .arg(&launcher)
-            .args(&self.plan.args)
-            .current_dir(&work_dir)
-            .env_clear()
-            .envs(
-                INHERITED_ENV
-                    .iter()
-                    .filter_map(|k| Some((*k, std::env::var_os(k)?))),
-            )
-            .env("TMPDIR", &tmp)
-            .envs(home.as_ref().map(|home| ("HOME", home)))
-            .envs(inner.limits.child_env(self.plan.runtime).iter().copied())
-            .envs(&self.plan.env)
-            .envs(&self.options.env)
-            .env("PORT", record.port.to_string())
-            .env("HOST", "127.0.0.1")
-            .env("PYTHONUNBUFFERED", "1")
-            .env("PREVIEWD_ROUTES_FILE", scratch.join("routes.json"))
-            .env("PREVIEWD_PROJECT_ROOT", &project_dir)
-            .env(MARKER_VAR, &record.id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let (Runtime::Python, Some(venv)) = (self.plan.runtime, &provisioned.env_dir) {
-            command.env("VIRTUAL_ENV", venv);
+    /// Takes on a warm process that took the project as the preview's.
+    async fn started_warm(&self, warm: TakenOver, work_dir: &Path) -> (Child, Pipe, Pipe) {
+        let _ = self.running.cgroup.set(warm.cgroup);
+        let _ = self.running.marker.set(warm.id.clone());
+        let modules = match self.plan.preload.as_slice() {
+            [] => "its serving module".to_string(),
+            modules => modules.join(", "),
+        };
+        self.system(format!(
+            "warm start: process {} (started {:.1} s ago, {modules} pre-imported) takes the project",
+            warm.pid,
+            warm.age.as_secs_f64()
+        ));
+        // Saved as the preview's before it is forgotten as a warm process, so a crash in
+        // between leaves it findable by the restarted previewd.
+        self.started(warm.pid, &warm.command, work_dir, Some(warm.id.clone()))
+            .await;
+        if let Err(err) = self.supervisor.inner.store.remove_warm(&warm.id).await {
+            warn!("forgetting warm process {}: {err}", warm.id);
         }
-        // SAFETY: setsid is async-signal-safe, and so are the limits' set-up (open, write,
-        // close and setrlimit) and the sandbox's (system calls only), both on data prepared
-        // before the fork; the closure touches nothing else.
-        unsafe {
-            command.pre_exec(move || {
-                nix::unistd::setsid().map_err(std::io::Error::from)?;
-                setup.apply()?;
-                match &sandbox {
-                    Some(sandbox) => sandbox
-                        .enter()
-                        .map_err(|failure| std::io::Error::from_raw_os_error(failure.errno)),
-                    None => Ok(()),
-                }
-            });
-        }
-        let shown = format!(
-            "{} {}{} {}",
-            interpreter.display(),
-            flags.iter().map(|f| format!("{f} ")).collect::<String>(),
-            launcher.display(),
-            self.plan.args.join(" ")
-        );
-        let child = command
-            .spawn()
-            .map_err(|err| format!("starting `{shown}` failed: {err}"))?;
-        let pid = child.id().unwrap_or_default();
+        (warm.child, warm.stdout, warm.stderr)
+    }
+
+    /// Saves and logs the app's process.
+    async fn started(&self, pid: u32, command: &str, work_dir: &Path, warm_id: Option<String>) {
+        let inner = &self.supervisor.inner;
         self.update(|r| {
             r.pid = Some(pid);
             r.pgid = i32::try_from(pid).ok();
-            r.launch_command = Some(shown.clone());
+            r.launch_command = Some(command.to_string());
+            r.warm_id = warm_id;
         })
         .await;
         self.system(format!(
-            "started process {pid} in {}: {shown}",
+            "started process {pid} in {}: {command}",
             work_dir.display()
         ));
         self.system(inner.limits.describe(self.plan.runtime));
         self.system(inner.isolation.describe());
-        Ok(child)
     }
 
-    fn read_output(&self, child: &mut Child) -> Vec<tokio::task::JoinHandle<()>> {
+    /// The app's whole environment, its processes marked `marker`.
+    fn app_env(
+        &self,
+        provisioned: &Provisioned,
+        scratch: &Path,
+        marker: &str,
+    ) -> Result<BTreeMap<String, OsString>, String> {
+        let record = self.running.record();
+        let mut env =
+            self.supervisor
+                .spawner()
+                .base_env(self.plan.runtime, provisioned, scratch, marker)?;
+        for (key, value) in self.plan.env.iter().chain(&self.options.env) {
+            env.insert(key.clone(), value.into());
+        }
+        let project_dir = self.supervisor.project_dir(&record.generation_id);
+        env.insert("PORT".into(), record.port.to_string().into());
+        env.insert("HOST".into(), "127.0.0.1".into());
+        env.insert(
+            "PREVIEWD_ROUTES_FILE".into(),
+            scratch.join("routes.json").into(),
+        );
+        env.insert("PREVIEWD_PROJECT_ROOT".into(), project_dir.into());
+        Ok(env)
+    }
+
+    fn read_output(&self, pipes: [(LogStream, Pipe); 2]) -> Vec<tokio::task::JoinHandle<()>> {
         let generation_id = self.running.record().generation_id;
         let mut readers = Vec::new();
-        let stdout = child.stdout.take().map(|s| {
-            (
-                LogStream::Stdout,
-                Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
-            )
-        });
-        let stderr = child.stderr.take().map(|s| {
-            (
-                LogStream::Stderr,
-                Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
-            )
-        });
         let (ingest, writer) =
             Ingest::start(self.supervisor.inner.logs.clone(), generation_id.clone());
-        for (stream, pipe) in [stdout, stderr].into_iter().flatten() {
+        for (stream, pipe) in pipes {
             let running = self.running.clone();
             let ingest = ingest.clone();
             readers.push(tokio::spawn(async move {
@@ -1228,7 +1287,7 @@ impl PreviewRun {
         let Some(pgid) = record.pgid else {
             return;
         };
-        let tree = ProcessTree::new(pgid, &record.id).with_cgroup(self.running.cgroup());
+        let tree = self.running.tree(pgid);
         let grace = self.supervisor.inner.config.stop_grace;
         if graceful {
             let count = tree.signal(Signal::SIGTERM);
@@ -1271,6 +1330,11 @@ impl PreviewRun {
             .join(&record.id)
             .join("tmp");
         let _ = tokio::fs::remove_dir_all(tmp).await;
+        // A warm process's own scratch folder, used before it was handed the project.
+        if let Some(warm_id) = &record.warm_id {
+            let _ =
+                tokio::fs::remove_dir_all(self.supervisor.inner.previews_dir.join(warm_id)).await;
+        }
         self.system(match (outcome.status, outcome.exit_code) {
             (PreviewStatus::Failed, _) => {
                 format!("failed: {}", outcome.error.clone().unwrap_or_default())
@@ -1295,6 +1359,9 @@ impl PreviewRun {
         self.running.done.notify_waiters();
     }
 }
+
+/// An output pipe of the app.
+type Pipe = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 
 fn failed(exit_code: Option<i32>, error: String) -> Outcome {
     Outcome {

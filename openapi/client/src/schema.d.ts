@@ -385,7 +385,9 @@ export interface paths {
         };
         /**
          * Metrics
-         * @description Prometheus text format: active previews and leased ports. Needs no token.
+         * @description Prometheus text format: active previews, leased ports, warm processes (idle, by stage),
+         *     their memory against the `--warm-memory` budget, and launches by how they started.
+         *     Needs no token.
          */
         get: operations["metrics"];
         put?: never;

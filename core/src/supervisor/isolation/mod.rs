@@ -24,7 +24,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use sandbox::{Failure, Keep, Mask, Sandbox, Step, MAX_KEEPS};
+use sandbox::{Attachment, Failure, Keep, Mask, Sandbox, Step, MAX_KEEPS};
 
 /// How previews are isolated, as chosen by `--isolation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -115,6 +115,18 @@ impl Isolation {
             .transpose()
     }
 
+    /// Puts `folders` (writable) into the sandbox of the running process `pid`, a warm process
+    /// about to be handed a project; nothing to do without isolation.
+    pub fn attach(&self, pid: u32, folders: &[&Path]) -> io::Result<()> {
+        let Some(factory) = &self.sandboxes else {
+            return Ok(());
+        };
+        let attachment = factory.attachment(folders)?;
+        let namespace = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&namespace);
+        in_child(|| attachment.attach(fd)).map_err(io::Error::other)
+    }
+
     /// One line on what a preview gets, for its log.
     pub fn describe(&self) -> String {
         match self.sandboxes {
@@ -131,8 +143,9 @@ impl Isolation {
 /// The folders of one preview.
 #[derive(Debug, Clone)]
 pub struct PreviewFolders<'a> {
-    /// The generation's files: writable.
-    pub project_dir: &'a Path,
+    /// The generation's files: writable. `None` for a warm process, which is handed its
+    /// project later ([`Isolation::attach`]).
+    pub project_dir: Option<&'a Path>,
     /// The preview's scratch folder: writable.
     pub scratch_dir: &'a Path,
     /// The environment the app runs in (a virtualenv, a `node_modules`): read-only.
@@ -168,59 +181,18 @@ impl SandboxFactory {
     }
 
     fn sandbox(&self, preview: &PreviewFolders) -> io::Result<Sandbox> {
-        let mut keeps = vec![
-            (real_path(preview.project_dir), true),
-            (real_path(preview.scratch_dir), true),
-            (self.folders.runtimes_dir.clone(), false),
-        ];
+        let mut keeps: Vec<(PathBuf, bool)> = preview
+            .project_dir
+            .map(|dir| (real_path(dir), true))
+            .into_iter()
+            .collect();
+        keeps.push((real_path(preview.scratch_dir), true));
+        keeps.push((self.folders.runtimes_dir.clone(), false));
         keeps.extend(preview.env_dir.map(|dir| (real_path(dir), false)));
-        let tmp_options = match self.tmp_bytes {
-            Some(bytes) => format!("mode=1777,size={bytes}"),
-            None => "mode=1777".into(),
-        };
-        let masks = outermost(vec![
-            (
-                self.folders.data_dir.clone(),
-                "mode=0755,size=64k".to_string(),
-                false,
-            ),
-            (
-                self.folders.cache_dir.clone(),
-                "mode=0755,size=64k".to_string(),
-                false,
-            ),
-            (PathBuf::from("/tmp"), tmp_options, true),
-        ]);
-        let mut mount_points = Vec::new();
-        let mut seen = BTreeSet::new();
-        for (keep, _) in &keeps {
-            let Some((mask, ..)) = masks.iter().find(|(m, ..)| keep.starts_with(m)) else {
-                continue;
-            };
-            let mut points: Vec<&Path> = keep
-                .ancestors()
-                .take_while(|a| a != mask && a.starts_with(mask))
-                .collect();
-            points.reverse();
-            for point in points {
-                if seen.insert(point.to_path_buf()) {
-                    mount_points.push(c_path(point)?);
-                }
-            }
-        }
-        if keeps.len() > MAX_KEEPS {
-            return Err(io::Error::other("too many folders for a sandbox"));
-        }
+        let masks = self.masks();
+        let mount_points = mount_points(&keeps, &masks)?;
         Ok(Sandbox {
-            keeps: keeps
-                .into_iter()
-                .map(|(path, writable)| {
-                    Ok(Keep {
-                        path: c_path(&path)?,
-                        writable,
-                    })
-                })
-                .collect::<io::Result<_>>()?,
+            keeps: c_keeps(keeps)?,
             masks: masks
                 .into_iter()
                 .map(|(path, options, writable)| {
@@ -237,6 +209,46 @@ impl SandboxFactory {
         })
     }
 
+    /// Putting `folders` (writable) into a sandbox this factory built.
+    fn attachment(&self, folders: &[&Path]) -> io::Result<Attachment> {
+        let keeps: Vec<(PathBuf, bool)> = folders.iter().map(|f| (real_path(f), true)).collect();
+        let masks = self.masks();
+        let unlock = masks
+            .iter()
+            .filter(|(mask, _, writable)| {
+                !writable && keeps.iter().any(|(k, _)| k.starts_with(mask))
+            })
+            .map(|(mask, ..)| c_path(mask))
+            .collect::<io::Result<_>>()?;
+        Ok(Attachment {
+            mount_points: mount_points(&keeps, &masks)?,
+            keeps: c_keeps(keeps)?,
+            unlock,
+        })
+    }
+
+    /// The tmpfs masks of every sandbox: previewd's data and cache folders (hidden) and a
+    /// private `/tmp`, as (path, tmpfs options, writable), none inside another.
+    fn masks(&self) -> Vec<(PathBuf, String, bool)> {
+        let tmp_options = match self.tmp_bytes {
+            Some(bytes) => format!("mode=1777,size={bytes}"),
+            None => "mode=1777".into(),
+        };
+        outermost(vec![
+            (
+                self.folders.data_dir.clone(),
+                "mode=0755,size=64k".to_string(),
+                false,
+            ),
+            (
+                self.folders.cache_dir.clone(),
+                "mode=0755,size=64k".to_string(),
+                false,
+            ),
+            (PathBuf::from("/tmp"), tmp_options, true),
+        ])
+    }
+
     /// Builds a sandbox in a throw-away process; the reason when it cannot.
     fn probe(&self) -> Result<(), String> {
         let dir = self.folders.data_dir.join("isolation-probe");
@@ -245,20 +257,21 @@ impl SandboxFactory {
             .map_err(|err| format!("creating {}: {err}", project.display()))?;
         let sandbox = self
             .sandbox(&PreviewFolders {
-                project_dir: &project,
+                project_dir: Some(&project),
                 scratch_dir: &dir,
                 env_dir: None,
                 work_dir: &project,
             })
             .map_err(|err| err.to_string())?;
-        let outcome = run_probe(&sandbox);
+        let outcome = in_child(|| sandbox.enter());
         let _ = std::fs::remove_dir_all(&dir);
         outcome
     }
 }
 
-/// Forks a process that enters `sandbox` and exits; the failed step, if any.
-fn run_probe(sandbox: &Sandbox) -> Result<(), String> {
+/// Forks a process that runs `step` (a sandbox's system calls) and exits; the failed step, if
+/// any. `step` must make only async-signal-safe calls: previewd has other threads.
+fn in_child(step: impl FnOnce() -> Result<(), Failure>) -> Result<(), String> {
     let mut pipe = [0; 2];
     // SAFETY: pipe2 fills the two-element array.
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -268,7 +281,7 @@ fn run_probe(sandbox: &Sandbox) -> Result<(), String> {
     // SAFETY: the child makes only async-signal-safe calls (the sandbox's, write, _exit).
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        let code = match sandbox.enter() {
+        let code = match step() {
             Ok(()) => 0,
             Err(Failure { step, errno }) => {
                 let report = [step as u8, errno as u8, (errno >> 8) as u8];
@@ -310,6 +323,46 @@ fn run_probe(sandbox: &Sandbox) -> Result<(), String> {
     }
 }
 
+/// The directories to create inside the masks for `keeps` to be attached to, parents first.
+fn mount_points(
+    keeps: &[(PathBuf, bool)],
+    masks: &[(PathBuf, String, bool)],
+) -> io::Result<Vec<CString>> {
+    if keeps.len() > MAX_KEEPS {
+        return Err(io::Error::other("too many folders for a sandbox"));
+    }
+    let mut mount_points = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (keep, _) in keeps {
+        let Some((mask, ..)) = masks.iter().find(|(m, ..)| keep.starts_with(m)) else {
+            continue;
+        };
+        let mut points: Vec<&Path> = keep
+            .ancestors()
+            .take_while(|a| a != mask && a.starts_with(mask))
+            .collect();
+        points.reverse();
+        for point in points {
+            if seen.insert(point.to_path_buf()) {
+                mount_points.push(c_path(point)?);
+            }
+        }
+    }
+    Ok(mount_points)
+}
+
+fn c_keeps(keeps: Vec<(PathBuf, bool)>) -> io::Result<Vec<Keep>> {
+    keeps
+        .into_iter()
+        .map(|(path, writable)| {
+            Ok(Keep {
+                path: c_path(&path)?,
+                writable,
+            })
+        })
+        .collect()
+}
+
 /// The masks none of which is inside another.
 fn outermost(mut masks: Vec<(PathBuf, String, bool)>) -> Vec<(PathBuf, String, bool)> {
     masks.sort_by_key(|(path, ..)| path.components().count());
@@ -349,7 +402,7 @@ mod tests {
         let factory = SandboxFactory::new(folders(), Some(1 << 20));
         let sandbox = factory
             .sandbox(&PreviewFolders {
-                project_dir: Path::new("/srv/previewd/generations/g1"),
+                project_dir: Some(Path::new("/srv/previewd/generations/g1")),
                 scratch_dir: Path::new("/srv/previewd/previews/p1"),
                 env_dir: Some(Path::new("/srv/previewd/cache/python-envs/abc")),
                 work_dir: Path::new("/srv/previewd/generations/g1/app"),
@@ -384,13 +437,45 @@ mod tests {
     }
 
     #[test]
+    fn an_attachment_opens_only_the_read_only_masks_it_makes_mount_points_in() {
+        let factory = SandboxFactory::new(folders(), None);
+        let attachment = factory
+            .attachment(&[
+                Path::new("/srv/previewd/generations/g1"),
+                Path::new("/tmp/elsewhere/p1"),
+            ])
+            .unwrap();
+        let unlock: Vec<_> = attachment
+            .unlock
+            .iter()
+            .map(|m| m.to_str().unwrap())
+            .collect();
+        assert_eq!(unlock, ["/srv/previewd"]);
+        let points: Vec<_> = attachment
+            .mount_points
+            .iter()
+            .map(|p| p.to_str().unwrap())
+            .collect();
+        assert_eq!(
+            points,
+            [
+                "/srv/previewd/generations",
+                "/srv/previewd/generations/g1",
+                "/tmp/elsewhere",
+                "/tmp/elsewhere/p1",
+            ]
+        );
+        assert!(attachment.keeps.iter().all(|k| k.writable));
+    }
+
+    #[test]
     fn a_data_dir_under_tmp_is_hidden_by_the_private_tmp() {
         let mut folders = folders();
         folders.data_dir = "/tmp/x/data".into();
         folders.cache_dir = "/var/cache/previewd".into();
         let masks = SandboxFactory::new(folders, None)
             .sandbox(&PreviewFolders {
-                project_dir: Path::new("/tmp/x/data/generations/g"),
+                project_dir: Some(Path::new("/tmp/x/data/generations/g")),
                 scratch_dir: Path::new("/tmp/x/data/previews/p"),
                 env_dir: None,
                 work_dir: Path::new("/tmp/x/data/generations/g"),

@@ -106,10 +106,11 @@ pub enum Step {
     Proc,
     WorkDir,
     DropCapabilities,
+    EnterNamespace,
 }
 
 impl Step {
-    const ALL: [Step; 12] = [
+    const ALL: [Step; 13] = [
         Step::Unshare,
         Step::Fork,
         Step::PrivateMounts,
@@ -122,6 +123,7 @@ impl Step {
         Step::Proc,
         Step::WorkDir,
         Step::DropCapabilities,
+        Step::EnterNamespace,
     ];
 
     /// The step of a code written by a probe.
@@ -144,6 +146,7 @@ impl Step {
             Step::Proc => "mounting /proc",
             Step::WorkDir => "entering the working directory",
             Step::DropCapabilities => "dropping capabilities",
+            Step::EnterNamespace => "entering the sandbox's mount namespace (setns)",
         }
     }
 }
@@ -287,6 +290,51 @@ impl Sandbox {
         // The working directory was entered before the view changed; enter the new one.
         // SAFETY: `work_dir` is NUL-terminated.
         check_ret(unsafe { libc::chdir(self.work_dir.as_ptr()) }).at(Step::WorkDir)?;
+        Ok(())
+    }
+}
+
+/// Folders put into the sandbox of a running process (a warm process handed a project): its
+/// mount namespace gets them writable at their own paths, as if the sandbox had been built with
+/// them. Prepared before the fork, like [`Sandbox`].
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    /// The folders, all writable (at most [`MAX_KEEPS`]).
+    pub keeps: Vec<Keep>,
+    /// Read-only masks the mount points are made in: made writable for as long as that takes.
+    pub unlock: Vec<CString>,
+    /// Directories to create inside the masks, parents first.
+    pub mount_points: Vec<CString>,
+}
+
+impl Attachment {
+    /// Runs in a forked, single-threaded child of previewd: clones the folders from previewd's
+    /// view, enters the sandbox's mount namespace (`namespace`: an open `/proc/<pid>/ns/mnt`)
+    /// and attaches them there.
+    pub fn attach(&self, namespace: RawFd) -> Result<(), Failure> {
+        let mut keeps = [-1 as RawFd; MAX_KEEPS];
+        for (fd, keep) in keeps.iter_mut().zip(&self.keeps) {
+            *fd = sys::clone_tree(&keep.path).at(Step::CloneFolder)?;
+        }
+        sys::enter_mount_namespace(namespace).at(Step::EnterNamespace)?;
+        for mask in &self.unlock {
+            sys::set_mount_attrs(None, mask, false, 0, MOUNT_ATTR_RDONLY).at(Step::MountPoint)?;
+        }
+        let made = self
+            .mount_points
+            .iter()
+            .try_for_each(|dir| sys::mkdir(dir, 0o755))
+            .at(Step::MountPoint);
+        for mask in &self.unlock {
+            sys::set_mount_attrs(None, mask, false, MOUNT_ATTR_RDONLY, 0).at(Step::MountPoint)?;
+        }
+        made?;
+        for (fd, keep) in keeps.iter().zip(&self.keeps) {
+            let set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+            sys::set_mount_attrs(Some(*fd), c"", true, set, MOUNT_ATTR_RDONLY)
+                .at(Step::AttachFolder)?;
+            sys::move_mount(*fd, &keep.path).at(Step::AttachFolder)?;
+        }
         Ok(())
     }
 }

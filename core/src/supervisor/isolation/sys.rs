@@ -133,6 +133,13 @@ pub fn mount(
     Ok(())
 }
 
+/// `setns(2)` into the mount namespace `fd` refers to; the caller must be single-threaded.
+pub fn enter_mount_namespace(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: setns takes plain integers.
+    check(unsafe { libc::setns(fd, libc::CLONE_NEWNS) }.into())?;
+    Ok(())
+}
+
 /// `mkdir(2)`, an existing directory being no error.
 pub fn mkdir(path: &CStr, mode: libc::mode_t) -> Result<(), Errno> {
     // SAFETY: `path` is NUL-terminated.
