@@ -41,6 +41,8 @@ mod schema_fuzz;
 mod spec;
 /// Hostile and malformed uploads.
 mod uploads;
+/// Warm runtimes: relaunches on a ready interpreter, under the same sandbox and limits.
+mod warm;
 
 use std::time::Duration;
 

@@ -11,6 +11,7 @@ pub mod log_lines;
 pub mod parity;
 pub mod pids;
 pub mod sse;
+pub mod warm;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};
