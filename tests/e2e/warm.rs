@@ -950,3 +950,60 @@ async fn warm_pool_zero_is_always_cold() {
     assert_eq!(warm_processes(server.data_dir()), Vec::<i32>::new());
     server.stop().await;
 }
+
+/// A budget too small for one warm process: none is started, launches go cold and say so, and
+/// `/metrics` shows the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_memory_budget_keeps_launches_cold() {
+    let server = TestServer::start_with(|c| c.warm_memory = ByteSize(1 << 20)).await;
+    let alice = server.client("alice");
+    let generation = alice.upload_dir(&fixture("warm-flask")).await;
+    for _ in 0..2 {
+        let launched = launch(&alice, &generation).await;
+        expect_cold(
+            &alice,
+            &launched,
+            "the warm processes' memory budget (--warm-memory 1 MiB) is spent",
+        )
+        .await;
+        stop(&alice, &generation).await;
+        assert_eq!(warm_processes(server.data_dir()), Vec::<i32>::new());
+    }
+    assert_eq!(
+        value(&alice, "previewd_warm_memory_budget_bytes").await,
+        f64::from(1 << 20)
+    );
+    server.stop().await;
+}
+
+/// A Python project with a module of its own named like a pre-imported package would import
+/// its own on a cold start: it starts cold, and the warm process waits for another launch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_module_named_like_a_preload_goes_cold() {
+    let server = TestServer::start().await;
+    let alice = server.client("alice");
+    let app = std::fs::read_to_string(fixture("warm-flask").join("app.py")).unwrap();
+    let plain = alice.upload_files("plain", &[("app.py", &app)]).await;
+    let launched = launch(&alice, &plain).await;
+    expect_cold(&alice, &launched, NOT_YET).await;
+    stop(&alice, &plain).await;
+    wait_metric(&alice, READY, |v| v >= 1.0, EVENTUALLY).await;
+    let shadowing = alice
+        .upload_files(
+            "shadowing",
+            &[("app.py", &app), ("encodings/readme.txt", "not the codecs")],
+        )
+        .await;
+    let launched = launch(&alice, &shadowing).await;
+    expect_cold(
+        &alice,
+        &launched,
+        "the project has a module `encodings` of its own",
+    )
+    .await;
+    let (status, body) = through_envelope(&alice, &launched, "/items/1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(value(&alice, READY).await, 1.0, "the warm process is kept");
+    stop(&alice, &shadowing).await;
+    server.stop().await;
+}
