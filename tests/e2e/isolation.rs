@@ -5,14 +5,15 @@
 //! shows the first test checks something real.
 
 use previewd::supervisor::isolation::IsolationMode;
-use previewd_e2e::fixture_runs::envelope;
+use previewd_e2e::fixture_runs;
 use previewd_e2e::{Client, TestServer};
 use serde_json::{json, Value};
 
-/// An app that reports what it can read, write and see.
-const SNOOP: &str = r#"
+/// An app that reports what it can read, write and see (the warm path's tests use it too).
+pub(crate) const SNOOP: &str = r#"
 import ctypes
 import os
+import tempfile
 
 from flask import Flask, request
 
@@ -54,6 +55,9 @@ def me():
         "umount": umount,
         "project_root": os.environ["PREVIEWD_PROJECT_ROOT"],
         "home": os.path.expanduser("~"),
+        "cwd": os.getcwd(),
+        "tmpdir": os.environ.get("TMPDIR"),
+        "tempfile": tempfile.gettempdir(),
     }
 "#;
 
@@ -75,17 +79,7 @@ async fn launch(client: &Client, name: &str, files: &[(&str, &str)]) -> Launched
 
 /// `GET path?query` on the preview, its JSON body.
 async fn call(client: &Client, preview: &Launched, path: &str, query: Value) -> Value {
-    let response = envelope(
-        client,
-        &preview.generation,
-        &preview.session,
-        &json!({"path": path, "query": query}),
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    let answer: Value = response.json().await.expect("envelope JSON");
-    assert_eq!(answer["status"], 200, "{answer}");
-    serde_json::from_str(answer["body"].as_str().expect("text body")).expect("app JSON")
+    fixture_runs::app_json(client, &preview.generation, &preview.session, path, query).await
 }
 
 async fn read(client: &Client, preview: &Launched, path: &str) -> Value {

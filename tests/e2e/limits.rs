@@ -13,7 +13,7 @@ use previewd::config::Config;
 use previewd::log_store::LogStream;
 use previewd::supervisor::limits::cgroup::Controller;
 use previewd::supervisor::limits::{ByteSize, LimitsMode};
-use previewd_e2e::fixture_runs::plugin_fixture;
+use previewd_e2e::fixture_runs::{self, plugin_fixture};
 use previewd_e2e::pids::{app_host_pid, marked_processes};
 use previewd_e2e::{process_alive, Client, TestServer};
 use serde_json::Value;
@@ -49,18 +49,8 @@ async fn call_app(
     method: reqwest::Method,
     path: &str,
 ) -> Option<(u16, String)> {
-    let response = reqwest::Client::new()
-        .request(
-            method,
-            format!("{}/preview/{}{path}", server.base, preview.preview_id),
-        )
-        .header("X-Preview-Session", &preview.session)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .ok()?;
-    let status = response.status().as_u16();
-    Some((status, response.text().await.ok()?))
+    let (id, session) = (&preview.preview_id, &preview.session);
+    fixture_runs::through_proxy(&server.base, id, session, method, path).await
 }
 
 /// Polls the preview's status until it has ended; returns the last status body.
@@ -157,7 +147,8 @@ async fn cgroup_server(
     None
 }
 
-const HOG_APP: &str = r#"
+/// An app that allocates 1 GiB on `POST /hog`.
+pub(crate) const HOG_APP: &str = r#"
 from fastapi import FastAPI
 
 app = FastAPI()

@@ -15,13 +15,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::isolation::SNOOP;
+use crate::limits::HOG_APP;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use previewd::supervisor::isolation::IsolationMode;
 use previewd::supervisor::limits::cgroup::Controller;
 use previewd::supervisor::limits::ByteSize;
 use previewd_e2e::external::ExternalServer;
-use previewd_e2e::fixture_runs::{envelope_answer, expect_routes, plugin_fixture};
+use previewd_e2e::fixture_runs::{self, envelope_answer, expect_routes, plugin_fixture};
 use previewd_e2e::log_lines::{history, LogLine};
 use previewd_e2e::pids::marked_processes;
 use previewd_e2e::warm::{
@@ -220,18 +222,8 @@ async fn through_proxy(
     method: reqwest::Method,
     path: &str,
 ) -> Option<(u16, String)> {
-    let response = reqwest::Client::new()
-        .request(
-            method,
-            format!("{base}/preview/{}{path}", launched.preview_id),
-        )
-        .header("X-Preview-Session", &launched.session)
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .ok()?;
-    let status = response.status().as_u16();
-    Some((status, response.text().await.ok()?))
+    let (id, session) = (&launched.preview_id, &launched.session);
+    fixture_runs::through_proxy(base, id, session, method, path).await
 }
 
 /// A `GET path` through the envelope answered 200 with a JSON body; that body.
@@ -402,71 +394,9 @@ async fn express_relaunch_goes_warm() {
 // ---------------------------------------------------------------------------------------------
 // 2. The sandbox on the warm path.
 
-/// The snooping app of `isolation.rs`, which reports what it can read, write and see; here it
-/// also reports its temporary folder.
-const SNOOP: &str = r#"
-import ctypes
-import os
-import tempfile
-
-from flask import Flask, request
-
-app = Flask(__name__)
-
-
-def attempt(action):
-    try:
-        return {"ok": True, "value": action()}
-    except Exception as err:
-        return {"ok": False, "error": f"{type(err).__name__}: {err}"}
-
-
-@app.get("/read")
-def read():
-    return attempt(lambda: open(request.args["path"]).read())
-
-
-@app.get("/write")
-def write():
-    def go():
-        with open(request.args["path"], "w") as f:
-            f.write("written")
-        return True
-
-    return attempt(go)
-
-
-@app.get("/self")
-def me():
-    status = open("/proc/self/status").read()
-    cap_eff = next(l.split()[1] for l in status.splitlines() if l.startswith("CapEff"))
-    libc = ctypes.CDLL(None, use_errno=True)
-    umount = libc.umount2(b"/tmp", 2)
-    return {
-        "pid": os.getpid(),
-        "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
-        "cap_eff": cap_eff,
-        "umount": umount,
-        "project_root": os.environ["PREVIEWD_PROJECT_ROOT"],
-        "home": os.path.expanduser("~"),
-        "cwd": os.getcwd(),
-        "tmpdir": os.environ.get("TMPDIR"),
-        "tempfile": tempfile.gettempdir(),
-    }
-"#;
-
 /// `GET path?query` on a preview of [`SNOOP`]; the app's JSON.
 async fn snoop_call(client: &Client, preview: &Launched, path: &str, query: Value) -> Value {
-    let (code, answer) = envelope_answer(
-        client,
-        &preview.generation,
-        &preview.session,
-        json!({"path": path, "query": query}),
-    )
-    .await;
-    assert_eq!(code, 200, "{answer}");
-    assert_eq!(answer["status"], 200, "{answer}");
-    serde_json::from_str(answer["body"].as_str().expect("text body")).expect("app JSON")
+    fixture_runs::app_json(client, &preview.generation, &preview.session, path, query).await
 }
 
 async fn snoop_read(client: &Client, preview: &Launched, path: &str) -> Value {
@@ -620,27 +550,6 @@ async fn warm_previews_are_isolated() {
 
 // ---------------------------------------------------------------------------------------------
 // 3. The limits on the warm path.
-
-/// The allocating app of `limits.rs`.
-const HOG_APP: &str = r#"
-from fastapi import FastAPI
-
-app = FastAPI()
-held = []
-
-
-@app.get("/")
-async def root():
-    return {"held_mib": 10 * len(held)}
-
-
-@app.post("/hog")
-def hog():
-    # 1 GiB, 10 MiB at a time, every page written.
-    for _ in range(100):
-        held.append(b"x" * (10 << 20))
-    return {"held_mib": 10 * len(held)}
-"#;
 
 /// A warm preview allocating 1 GiB under a 256 MiB limit is killed by the kernel and fails with
 /// the out-of-memory reason, in `/status` and in the log, and nothing of it is left.

@@ -141,6 +141,41 @@ pub async fn envelope_answer(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `GET path?query` through the envelope, which the app must answer 200 with JSON; that JSON.
+pub async fn app_json(
+    client: &Client,
+    generation: &str,
+    session: &str,
+    path: &str,
+    query: Value,
+) -> Value {
+    let request = json!({"path": path, "query": query});
+    let (code, answer) = envelope_answer(client, generation, session, request).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["status"], 200, "{answer}");
+    serde_json::from_str(answer["body"].as_str().expect("text body")).expect("app JSON")
+}
+
+/// Sends `method path` through the transparent proxy (`base` is previewd's address); the
+/// status and body, or `None` when the app died on the way.
+pub async fn through_proxy(
+    base: &str,
+    preview_id: &str,
+    session: &str,
+    method: reqwest::Method,
+    path: &str,
+) -> Option<(u16, String)> {
+    let response = reqwest::Client::new()
+        .request(method, format!("{base}/preview/{preview_id}{path}"))
+        .header("X-Preview-Session", session)
+        .timeout(std::time::Duration::from_secs(60))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.ok()?))
+}
+
 /// Whether a response body is the expected one: equal JSON values, else equal text.
 fn same_body(body: Option<&str>, expected: &str) -> bool {
     let Some(body) = body else {
