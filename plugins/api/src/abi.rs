@@ -648,6 +648,7 @@ mod tests {
                 requirements: vec![PathBuf::from("package.json")],
                 readiness: Readiness::default(),
                 preload: Vec::new(),
+                migrate: Vec::new(),
             })
         }
         fn routes(&self, project: &Project) -> Result<Vec<Endpoint>, PluginError> {

@@ -60,4 +60,9 @@ pub struct LaunchPlan {
     /// optional extras. Empty: the launcher's own serving module only.
     #[serde(default)]
     pub preload: Vec<String>,
+    /// Interpreter arguments that apply the project's database migrations (e.g. `-m django
+    /// migrate --noinput`), run in the working dir with the app's environment and database
+    /// before the app starts when a launch asks for it; empty when the plugin knows none.
+    #[serde(default)]
+    pub migrate: Vec<String>,
 }

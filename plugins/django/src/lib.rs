@@ -205,6 +205,9 @@ impl RuntimePlugin for DjangoPlugin {
             requirements: requirements(project, &site.working_dir),
             readiness: Readiness::default(),
             preload: PRELOAD.iter().map(|m| m.to_string()).collect(),
+            migrate: ["-m", "django", "migrate", "--noinput"]
+                .map(String::from)
+                .into(),
         })
     }
 

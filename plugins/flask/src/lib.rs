@@ -31,6 +31,7 @@ use previewd_plugin_api::{
     Detection, Endpoint, LaunchPlan, PluginError, Project, Readiness, Runtime, RuntimePlugin,
 };
 use previewd_plugin_python::dependency_manifests::{manifest_listing, requirements};
+use previewd_plugin_python::migrations::alembic_upgrade;
 use previewd_plugin_python::modules::{is_test_path, parent_dir};
 use previewd_plugin_python::Program;
 
@@ -227,5 +228,6 @@ fn plan(
         requirements: requirements(project, entry_dir),
         readiness: Readiness::default(),
         preload: PRELOAD.iter().map(|m| m.to_string()).collect(),
+        migrate: alembic_upgrade(project, working_dir),
     }
 }

@@ -80,6 +80,7 @@ impl NodeApp {
             requirements: vec![self.package.manifest.clone()],
             readiness: Readiness::default(),
             preload: preload.iter().map(|p| p.to_string()).collect(),
+            migrate: Vec::new(),
         })
     }
 }

@@ -18,6 +18,7 @@
 //! - [`program`]: the whole project, with cross-module name resolution and string evaluation.
 //! - [`import_root`]: the working dir and dotted module an entry file is launched as.
 //! - [`dependency_manifests`]: requirements files and pyproject dependencies.
+//! - [`migrations`]: the migration tool a project uses (Alembic).
 
 pub mod assignments;
 pub mod bindings;
@@ -27,6 +28,7 @@ pub mod docstrings;
 pub mod import_root;
 pub mod imports;
 pub mod literals;
+pub mod migrations;
 pub mod modules;
 pub mod program;
 pub mod query;
