@@ -137,6 +137,13 @@ pub struct Config {
     /// started past it, and the least recently used environment's go first. `0`: no budget.
     #[arg(long, env = "PREVIEWD_WARM_MEMORY", default_value = "1GiB")]
     pub warm_memory: ByteSize,
+
+    /// A PostgreSQL server for previews that want one (`postgres://admin:secret@host:5432/postgres`):
+    /// an admin connection with CREATEDB and CREATEROLE. Each such generation gets a database and
+    /// a role of its own, a new password at every launch, dropped with the generation or when
+    /// its preview expires. Unset: projects get a SQLite file where their library runs on it.
+    #[arg(long, env = "PREVIEWD_POSTGRES_URL", hide_env_values = true)]
+    pub postgres_url: Option<String>,
 }
 
 impl Config {

@@ -35,6 +35,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod database;
 pub mod envelope;
 pub mod install_step;
 pub mod log_store;

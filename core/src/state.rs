@@ -9,6 +9,7 @@ use previewd_plugin_api::Endpoint;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::database::Databases;
 use crate::envelope::Envelope;
 use crate::log_store::{LogLimits, LogStore};
 use crate::node_env::NodeEnvs;
@@ -42,6 +43,8 @@ pub enum OpenError {
     Limits(#[from] LimitsError),
     #[error(transparent)]
     Isolation(#[from] IsolationError),
+    #[error("{0}")]
+    Databases(String),
     #[error(transparent)]
     Plugins(#[from] LoadError),
 }
@@ -133,7 +136,10 @@ impl AppState {
             registry.names().join(", "),
             registry.refused().len()
         );
+        let databases =
+            Databases::new(config.postgres_url.as_deref()).map_err(OpenError::Databases)?;
         let supervisor = Supervisor::start(SupervisorParts {
+            databases,
             limits,
             isolation,
             config: config.clone(),

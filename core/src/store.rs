@@ -123,6 +123,9 @@ pub struct LaunchOptions {
     /// Extra environment for the app. Kept in the database (in the data dir), never shown by
     /// the API.
     pub env: std::collections::BTreeMap<String, String>,
+    /// Whether the project's migrations are applied to its database before the app starts.
+    #[serde(default)]
+    pub migrate: bool,
 }
 
 /// The database handle. Cheap to clone.

@@ -327,6 +327,14 @@ impl GenerationsApi {
             .into_iter()
             .map(|p| p.id)
             .collect();
+        if let Err(err) = state
+            .supervisor
+            .databases()
+            .drop_generation(&generation.id)
+            .await
+        {
+            tracing::warn!("generation {}: dropping its database: {err}", generation.id);
+        }
         state.store.delete_generation(&generation.id).await?;
         state.logs.delete(&generation.id)?;
         state.cache_static_routes(&generation.id, None);

@@ -119,6 +119,7 @@ impl LifecycleApi {
             Some(request) => LaunchOptions {
                 framework: request.framework.filter(|f| !f.trim().is_empty()),
                 env: request.env,
+                migrate: request.migrate,
             },
             None => previous.options,
         };

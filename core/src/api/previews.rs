@@ -16,6 +16,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::generations::owned_generation;
 use super::security::{PreviewSession, UserAuth};
 use super::{examples, ApiTags};
+use crate::database;
 use crate::envelope::EnvelopeRequest;
 use crate::registry;
 use crate::route_table::{self, Origin};
@@ -65,6 +66,11 @@ pub struct LaunchRequest {
     /// Extra environment variables for the app.
     #[oai(default)]
     pub env: BTreeMap<String, String>,
+    /// Apply the project's database migrations before the app starts (Django's `migrate`,
+    /// Alembic's `upgrade head`), their output in the log as `system` lines; a failed migration
+    /// fails the launch.
+    #[oai(default)]
+    pub migrate: bool,
 }
 
 impl Example for LaunchRequest {
@@ -72,6 +78,7 @@ impl Example for LaunchRequest {
         LaunchRequest {
             framework: Some("fastapi".into()),
             env: BTreeMap::from([("LOG_LEVEL".into(), "debug".into())]),
+            migrate: false,
         }
     }
 }
@@ -446,6 +453,43 @@ pub struct PreviewConfig {
     pub limits: ResourceLimits,
     /// How each preview is kept apart from the host and from other previews.
     pub isolation: IsolationInfo,
+    /// The database the project expects and what its preview gets; null when it uses none
+    /// previewd knows.
+    #[oai(nullable)]
+    pub database: Option<DatabaseInfo>,
+}
+
+/// The database a project expects, and where its preview's is.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct DatabaseInfo {
+    /// `sql` (a relational database through a library that also runs on SQLite), `postgres`
+    /// or `mongo`.
+    pub wants: String,
+    /// The library the project uses it through (`sqlalchemy`, `django`, `prisma`, ...).
+    pub library: String,
+    /// The environment variables previewd sets to the database's URL.
+    pub variables: Vec<String>,
+    /// Why previewd thinks so, naming the files.
+    pub reason: String,
+    /// Where the preview's database is: `sqlite` (a file in its working dir), `postgresql` (a
+    /// database and role of its own on the server previewd is given) or `none`.
+    pub provider: String,
+    /// The provider in words (never credentials).
+    pub provider_detail: String,
+}
+
+impl Example for DatabaseInfo {
+    fn example() -> DatabaseInfo {
+        DatabaseInfo {
+            wants: "sql".into(),
+            library: "sqlalchemy".into(),
+            variables: vec!["DATABASE_URL".into()],
+            reason: "app/db.py imports sqlalchemy; .env.example names DATABASE_URL".into(),
+            provider: "sqlite".into(),
+            provider_detail: "a SQLite file (previewd.sqlite3) in its working dir".into(),
+        }
+    }
 }
 
 impl Example for PreviewConfig {
@@ -469,6 +513,7 @@ impl Example for PreviewConfig {
             max_previews_per_user: 3,
             limits: ResourceLimits::example(),
             isolation: IsolationInfo::example(),
+            database: Some(DatabaseInfo::example()),
         }
     }
 }
@@ -574,6 +619,7 @@ impl PreviewsApi {
         let options = LaunchOptions {
             framework: request.framework.filter(|f| !f.trim().is_empty()),
             env: request.env,
+            migrate: request.migrate,
         };
         launch_generation(&state, &auth.0, generation, options, wait.0).await
     }
@@ -770,6 +816,28 @@ impl PreviewsApi {
             .as_deref()
             .and_then(|name| state.supervisor.registry().get(name));
         let project_dir = state.supervisor.project_dir(&generation.id);
+        let database = {
+            let project_dir = project_dir.clone();
+            tokio::task::spawn_blocking(move || {
+                Project::open(&project_dir)
+                    .ok()
+                    .and_then(|p| database::detect::detect(&p))
+            })
+            .await
+            .ok()
+            .flatten()
+            .map(|need| {
+                let (provider, provider_detail) = state.supervisor.databases().provider(&need);
+                DatabaseInfo {
+                    wants: need.wants.as_str().into(),
+                    library: need.library,
+                    variables: need.variables,
+                    reason: need.reason,
+                    provider: provider.as_str().into(),
+                    provider_detail,
+                }
+            })
+        };
         let plan = match &plugin {
             Some(plugin) => {
                 let plugin = plugin.clone();
@@ -835,6 +903,7 @@ impl PreviewsApi {
                 mechanism: state.supervisor.isolation().mechanism().into(),
                 detail: state.supervisor.isolation().summary().into(),
             },
+            database,
         })))
     }
 }

@@ -30,12 +30,20 @@ pub struct Provisioned {
     pub env_dir: Option<PathBuf>,
 }
 
+/// What the interpreter runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Run<'a> {
+    /// The runtime's launcher script, with these arguments.
+    Launcher(&'a [String]),
+    /// These arguments alone (a plugin's migration command).
+    Interpreter(&'a [String]),
+}
+
 /// One launcher process to start.
 pub struct LauncherSpec<'a> {
     pub runtime: Runtime,
     pub provisioned: &'a Provisioned,
-    /// The launcher script's arguments.
-    pub args: &'a [String],
+    pub run: Run<'a>,
     pub cwd: &'a Path,
     /// The process's whole environment ([`base_env`] and what the launch adds).
     pub env: &'a BTreeMap<String, OsString>,
@@ -108,15 +116,25 @@ impl Spawner<'_> {
             .sandbox(&spec.folders)
             .map_err(|err| format!("preparing the preview's sandbox: {err}"))?;
         // Python's `-u`: unbuffered output. Node writes to pipes without buffering anyway.
-        let (launcher, flags): (_, &[&str]) = match spec.runtime {
-            Runtime::Python => (self.runtimes.python_launcher(), &["-u"]),
-            Runtime::Node => (self.runtimes.node_launcher(), &[]),
+        let flags: &[&str] = match spec.runtime {
+            Runtime::Python => &["-u"],
+            Runtime::Node => &[],
+        };
+        let (launcher, args) = match spec.run {
+            Run::Launcher(args) => (
+                Some(match spec.runtime {
+                    Runtime::Python => self.runtimes.python_launcher(),
+                    Runtime::Node => self.runtimes.node_launcher(),
+                }),
+                args,
+            ),
+            Run::Interpreter(args) => (None, args),
         };
         let mut command = Command::new(interpreter);
         command
             .args(flags)
-            .arg(&launcher)
-            .args(spec.args)
+            .args(&launcher)
+            .args(args)
             .current_dir(spec.cwd)
             .env_clear()
             .envs(spec.env)
@@ -144,11 +162,13 @@ impl Spawner<'_> {
             });
         }
         let shown = format!(
-            "{} {}{} {}",
+            "{} {}{}{}",
             interpreter.display(),
             flags.iter().map(|f| format!("{f} ")).collect::<String>(),
-            launcher.display(),
-            spec.args.join(" ")
+            launcher
+                .map(|l| format!("{} ", l.display()))
+                .unwrap_or_default(),
+            args.join(" ")
         );
         let child = command
             .spawn()

@@ -45,6 +45,7 @@ use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::config::Config;
+use crate::database::{self, Databases};
 use crate::log_store::ingest::Ingest;
 use crate::log_store::{LogStore, LogStream, NewLine, StatusChange};
 use crate::node_env::NodeEnvs;
@@ -55,7 +56,7 @@ pub use crate::store::LaunchOptions;
 use crate::store::{GenerationRecord, PreviewRecord, PreviewStatus, Store, StoreError};
 use activity::Activity;
 use isolation::{Isolation, PreviewFolders};
-use launcher::{LauncherSpec, Provisioned, Spawner};
+use launcher::{LauncherSpec, Provisioned, Run, Spawner};
 use limits::cgroup::PreviewCgroup;
 use limits::{disk, Limits};
 use port_pool::{PortLease, PortPool};
@@ -196,6 +197,7 @@ impl Running {
 
 struct Inner {
     config: Config,
+    databases: Databases,
     limits: Limits,
     isolation: Isolation,
     store: Store,
@@ -224,6 +226,8 @@ pub struct Supervisor {
 /// Everything a supervisor works with.
 pub struct SupervisorParts {
     pub config: Config,
+    /// Where previews' databases are made.
+    pub databases: Databases,
     /// The resource limits previews get, as detected on this host.
     pub limits: Limits,
     /// How previews are isolated on this host.
@@ -247,6 +251,7 @@ impl Supervisor {
             inner: Arc::new(Inner {
                 ports: PortPool::new(parts.config.port_range.clone()),
                 warm: WarmPool::new(parts.config.warm_pool, parts.config.warm_memory),
+                databases: parts.databases,
                 config: parts.config,
                 limits: parts.limits,
                 isolation: parts.isolation,
@@ -275,6 +280,11 @@ impl Supervisor {
             isolation: &self.inner.isolation,
             runtimes: &self.inner.runtimes,
         }
+    }
+
+    /// Where previews' databases are made.
+    pub fn databases(&self) -> &Databases {
+        &self.inner.databases
     }
 
     /// The warm processes' counts, for `/metrics`.
@@ -394,6 +404,7 @@ impl Supervisor {
             lease: Some(lease),
             detection,
             options,
+            expired: Default::default(),
         };
         tokio::spawn(run.run().instrument(span));
         Ok(record)
@@ -736,6 +747,9 @@ struct PreviewRun {
     lease: Option<PortLease>,
     detection: Detection,
     options: LaunchOptions,
+    /// Set when the preview is stopped for its maximum uptime or idle timeout: its database
+    /// goes with it.
+    expired: std::sync::atomic::AtomicBool,
 }
 
 impl PreviewRun {
@@ -790,7 +804,16 @@ impl PreviewRun {
         if let Some(reason) = self.stop_requested() {
             return self.stopped_or_failed(reason);
         }
-        let (mut child, stdout, stderr) = match self.start(&provisioned).await {
+        let database = match self.database().await {
+            Ok(env) => env,
+            Err(error) => return failed(None, error),
+        };
+        if self.options.migrate {
+            if let Err(error) = self.migrate(&provisioned, &database).await {
+                return self.stopped_or_failed(error);
+            }
+        }
+        let (mut child, stdout, stderr) = match self.start(&provisioned, &database).await {
             Ok(started) => started,
             Err(error) => {
                 self.remove_cgroup().await;
@@ -907,7 +930,11 @@ impl PreviewRun {
 
     /// Starts the app: in a warm process when one fits, else cold. Its process, stdout and
     /// stderr.
-    async fn start(&self, provisioned: &Provisioned) -> Result<(Child, Pipe, Pipe), String> {
+    async fn start(
+        &self,
+        provisioned: &Provisioned,
+        database: &BTreeMap<String, String>,
+    ) -> Result<(Child, Pipe, Pipe), String> {
         let inner = &self.supervisor.inner;
         let record = self.running.record();
         let project_dir = self.supervisor.project_dir(&record.generation_id);
@@ -936,7 +963,7 @@ impl PreviewRun {
         };
         let cold_reason = match taken {
             Ok(slot) => {
-                let env = self.app_env(provisioned, &scratch, &slot.id)?;
+                let env = self.app_env(provisioned, &scratch, &slot.id, database)?;
                 let handover = Handover {
                     folders: [&project_dir, &scratch],
                     cwd: &work_dir,
@@ -957,22 +984,8 @@ impl PreviewRun {
             .create(&record.id)
             .map_err(|err| format!("setting up the preview's cgroup: {err}"))?;
         let _ = self.running.cgroup.set(cgroup.clone());
-        let env = self.app_env(provisioned, &scratch, &record.id)?;
-        let mut launched = self.supervisor.spawner().spawn(LauncherSpec {
-            runtime: self.plan.runtime,
-            provisioned,
-            args: &self.plan.args,
-            cwd: &work_dir,
-            env: &env,
-            cgroup: &cgroup,
-            folders: PreviewFolders {
-                project_dir: Some(&project_dir),
-                scratch_dir: &scratch,
-                env_dir: provisioned.env_dir.as_deref(),
-                work_dir: &work_dir,
-            },
-            stdin: false,
-        })?;
+        let run = Run::Launcher(&self.plan.args);
+        let mut launched = self.spawn_cold(provisioned, run, &cgroup, &record.id, database)?;
         let pid = launched.child.id().unwrap_or_default();
         let stdout = launched.child.stdout.take().map(|p| Box::new(p) as Pipe);
         let stderr = launched.child.stderr.take().map(|p| Box::new(p) as Pipe);
@@ -981,6 +994,173 @@ impl PreviewRun {
             (Some(stdout), Some(stderr)) => Ok((launched.child, stdout, stderr)),
             _ => Err("the app's output pipes were not set up".into()),
         }
+    }
+
+    /// The variables pointing the app at its database ([`database`]): empty when its project
+    /// uses none we know, or when the launch sets them itself.
+    async fn database(&self) -> Result<BTreeMap<String, String>, String> {
+        let record = self.running.record();
+        let project_dir = self.supervisor.project_dir(&record.generation_id);
+        let work_dir = project_dir.join(&self.plan.working_dir);
+        let need = tokio::task::spawn_blocking(move || {
+            Project::open(&project_dir)
+                .ok()
+                .and_then(|project| database::detect::detect(&project))
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some(need) = need else {
+            return Ok(BTreeMap::new());
+        };
+        if let Some(given) = need
+            .variables
+            .iter()
+            .find(|v| self.options.env.contains_key(*v))
+        {
+            self.system(format!(
+                "database: {given} is set at launch, so previewd provides none"
+            ));
+            return Ok(BTreeMap::new());
+        }
+        let databases = &self.supervisor.inner.databases;
+        match databases
+            .provide(&record.generation_id, &need, &work_dir)
+            .await
+        {
+            Ok(Some(provided)) => {
+                self.system(provided.summary);
+                Ok(provided.env)
+            }
+            Ok(None) => {
+                let (_, why) = databases.provider(&need);
+                self.system(format!("database: {why} ({})", need.reason));
+                Ok(BTreeMap::new())
+            }
+            Err(err) => Err(format!("preparing the preview's database failed: {err}")),
+        }
+    }
+
+    /// Drops the generation's PostgreSQL database, if it has one (an expired preview's).
+    async fn drop_database(&self) {
+        let generation_id = self.running.record().generation_id;
+        match self
+            .supervisor
+            .inner
+            .databases
+            .drop_generation(&generation_id)
+            .await
+        {
+            Ok(true) => self.system("database: dropped with the expired preview"),
+            Ok(false) => {}
+            Err(err) => self.system(format!("database: dropping it failed: {err}")),
+        }
+    }
+
+    /// Applies the project's migrations (the plugin's `migrate` command) with the app's
+    /// interpreter, environment, database, limits and sandbox, its output as `system` lines.
+    async fn migrate(
+        &self,
+        provisioned: &Provisioned,
+        database: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let inner = &self.supervisor.inner;
+        let record = self.running.record();
+        if self.plan.migrate.is_empty() {
+            self.system(format!(
+                "migrate: the {} plugin knows no migration tool for this project; nothing applied",
+                record.framework
+            ));
+            return Ok(());
+        }
+        let marker = format!("{}-migrate", record.id);
+        let cgroup = inner
+            .limits
+            .create(&marker)
+            .map_err(|err| format!("setting up the migration's cgroup: {err}"))?;
+        let run = Run::Interpreter(&self.plan.migrate);
+        let spawned = self.spawn_cold(provisioned, run, &cgroup, &marker, database);
+        let mut launched = match spawned {
+            Ok(launched) => launched,
+            Err(err) => {
+                let _ = cgroup.remove();
+                return Err(err);
+            }
+        };
+        self.system(format!("migrating: {}", launched.command));
+        let pipes = [
+            launched.child.stdout.take().map(|p| Box::new(p) as Pipe),
+            launched.child.stderr.take().map(|p| Box::new(p) as Pipe),
+        ];
+        let readers = pipes.into_iter().flatten().map(|pipe| {
+            let supervisor = self.supervisor.clone();
+            let running = self.running.clone();
+            async move {
+                let pipe = BufReader::with_capacity(PIPE_BUFFER, pipe);
+                let mut lines = line_reader::Lines::new(pipe, line_reader::MAX_LINE_BYTES);
+                while let Some(line) = lines.next_line().await {
+                    running.remember(&line);
+                    supervisor.system(&running.record().generation_id, line);
+                }
+            }
+        });
+        let output = futures_util::future::join_all(readers);
+        let mut stop = self.running.stop.subscribe();
+        let timeout = inner.config.startup_timeout;
+        let outcome = tokio::select! {
+            (status, _) = async { tokio::join!(launched.child.wait(), output) } => match status {
+                Ok(status) if status.success() => Ok(()),
+                Ok(status) => Err(format!(
+                    "the migrations failed{}. Their last output:\n{}",
+                    exit_code(status).map(|c| format!(" (exit code {c})")).unwrap_or_default(),
+                    self.running.recent_output()
+                )),
+                Err(err) => Err(format!("waiting for the migrations: {err}")),
+            },
+            _ = until_stop_requested(&mut stop) => Err("stopped while migrating".to_string()),
+            _ = tokio::time::sleep(timeout) => Err(format!(
+                "the migrations did not finish within {}",
+                humantime::format_duration(timeout)
+            )),
+        };
+        let pgid = launched.child.id().and_then(|pid| i32::try_from(pid).ok());
+        self.supervisor.kill_leftovers(&marker, pgid, None).await;
+        if outcome.is_ok() {
+            self.system("migrations applied");
+        }
+        outcome
+    }
+
+    /// Starts `run` fresh in the project's working dir, with the app's environment (its
+    /// processes marked `marker`), in `cgroup` and the preview's sandbox.
+    fn spawn_cold(
+        &self,
+        provisioned: &Provisioned,
+        run: Run,
+        cgroup: &PreviewCgroup,
+        marker: &str,
+        database: &BTreeMap<String, String>,
+    ) -> Result<launcher::Launched, String> {
+        let record = self.running.record();
+        let project_dir = self.supervisor.project_dir(&record.generation_id);
+        let work_dir = project_dir.join(&self.plan.working_dir);
+        let scratch = self.supervisor.inner.previews_dir.join(&record.id);
+        let env = self.app_env(provisioned, &scratch, marker, database)?;
+        self.supervisor.spawner().spawn(LauncherSpec {
+            runtime: self.plan.runtime,
+            provisioned,
+            run,
+            cwd: &work_dir,
+            env: &env,
+            cgroup,
+            folders: PreviewFolders {
+                project_dir: Some(&project_dir),
+                scratch_dir: &scratch,
+                env_dir: provisioned.env_dir.as_deref(),
+                work_dir: &work_dir,
+            },
+            stdin: false,
+        })
     }
 
     /// Takes on a warm process that took the project as the preview's.
@@ -1030,13 +1210,20 @@ impl PreviewRun {
         provisioned: &Provisioned,
         scratch: &Path,
         marker: &str,
+        database: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, OsString>, String> {
         let record = self.running.record();
         let mut env =
             self.supervisor
                 .spawner()
                 .base_env(self.plan.runtime, provisioned, scratch, marker)?;
-        for (key, value) in self.plan.env.iter().chain(&self.options.env) {
+        let launch_env = self
+            .plan
+            .env
+            .iter()
+            .chain(database)
+            .chain(&self.options.env);
+        for (key, value) in launch_env {
             env.insert(key.clone(), value.into());
         }
         let project_dir = self.supervisor.project_dir(&record.generation_id);
@@ -1140,6 +1327,7 @@ impl PreviewRun {
             error = &mut limits => failed(None, error),
             _ = until_stop_requested(stop) => self.stopping().await,
             _ = tokio::time::sleep(expires_in) => {
+                self.expired.store(true, std::sync::atomic::Ordering::Relaxed);
                 self.running.stop.send_replace(Some(format!(
                     "stopped after the maximum uptime of {}",
                     humantime::format_duration(inner.config.max_uptime)
@@ -1147,6 +1335,7 @@ impl PreviewRun {
                 self.stopping().await
             }
             idle = self.until_idle() => {
+                self.expired.store(true, std::sync::atomic::Ordering::Relaxed);
                 self.running.stop.send_replace(Some(format!(
                     "stopped after {} without use (no proxied or envelope request, no keepalive, no open log stream)",
                     humantime::format_duration(idle)
@@ -1349,6 +1538,9 @@ impl PreviewRun {
             r.ended_at = Some(Utc::now());
         })
         .await;
+        if self.expired.load(std::sync::atomic::Ordering::Relaxed) {
+            self.drop_database().await;
+        }
         let id = self.running.record().id;
         self.supervisor
             .inner

@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::isolation::PreviewFolders;
-use super::launcher::{LauncherSpec, Provisioned};
+use super::launcher::{LauncherSpec, Provisioned, Run};
 use super::limits::cgroup::PreviewCgroup;
 use super::limits::ByteSize;
 use super::process_tree::ProcessTree;
@@ -502,7 +502,7 @@ impl Supervisor {
                 spawner.spawn(LauncherSpec {
                     runtime,
                     provisioned: &key.provisioned,
-                    args: &key.launcher_args(),
+                    run: Run::Launcher(&key.launcher_args()),
                     cwd: &scratch,
                     env: &env,
                     cgroup: &cgroup,

@@ -426,6 +426,40 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * DatabaseInfo
+         * @description The database a project expects, and where its preview's is.
+         * @example {
+         *       "library": "sqlalchemy",
+         *       "provider": "sqlite",
+         *       "provider_detail": "a SQLite file (previewd.sqlite3) in its working dir",
+         *       "reason": "app/db.py imports sqlalchemy; .env.example names DATABASE_URL",
+         *       "variables": [
+         *         "DATABASE_URL"
+         *       ],
+         *       "wants": "sql"
+         *     }
+         */
+        DatabaseInfo: {
+            /**
+             * @description `sql` (a relational database through a library that also runs on SQLite), `postgres`
+             *     or `mongo`.
+             */
+            wants: string;
+            /** @description The library the project uses it through (`sqlalchemy`, `django`, `prisma`, ...). */
+            library: string;
+            /** @description The environment variables previewd sets to the database's URL. */
+            variables: string[];
+            /** @description Why previewd thinks so, naming the files. */
+            reason: string;
+            /**
+             * @description Where the preview's database is: `sqlite` (a file in its working dir), `postgresql` (a
+             *     database and role of its own on the server previewd is given) or `none`.
+             */
+            provider: string;
+            /** @description The provider in words (never credentials). */
+            provider_detail: string;
+        };
+        /**
          * EndpointInfo
          * @description One route of the app.
          * @example {
@@ -625,7 +659,8 @@ export interface components {
          *       "env": {
          *         "LOG_LEVEL": "debug"
          *       },
-         *       "framework": "fastapi"
+         *       "framework": "fastapi",
+         *       "migrate": false
          *     }
          */
         LaunchRequest: {
@@ -638,6 +673,13 @@ export interface components {
             env?: {
                 [key: string]: string;
             };
+            /**
+             * @description Apply the project's database migrations before the app starts (Django's `migrate`,
+             *     Alembic's `upgrade head`), their output in the log as `system` lines; a failed migration
+             *     fails the launch.
+             * @default false
+             */
+            migrate?: boolean;
         };
         /**
          * Launched
@@ -917,6 +959,16 @@ export interface components {
          * PreviewConfig
          * @description The effective configuration for a generation's preview.
          * @example {
+         *       "database": {
+         *         "library": "sqlalchemy",
+         *         "provider": "sqlite",
+         *         "provider_detail": "a SQLite file (previewd.sqlite3) in its working dir",
+         *         "reason": "app/db.py imports sqlalchemy; .env.example names DATABASE_URL",
+         *         "variables": [
+         *           "DATABASE_URL"
+         *         ],
+         *         "wants": "sql"
+         *       },
          *       "detection_reason": "main.py creates `app = FastAPI()`; requirements.txt lists fastapi",
          *       "framework": "fastapi",
          *       "health_check": {
@@ -993,6 +1045,11 @@ export interface components {
             limits: components["schemas"]["ResourceLimits"] & unknown;
             /** @description How each preview is kept apart from the host and from other previews. */
             isolation: components["schemas"]["IsolationInfo"] & unknown;
+            /**
+             * @description The database the project expects and what its preview gets; null when it uses none
+             *     previewd knows.
+             */
+            database?: (components["schemas"]["DatabaseInfo"] & unknown) | null;
         };
         /**
          * PreviewList
