@@ -8,15 +8,14 @@
 //! (or nextest's processes) do it once: the npm packages (`npm ci` when `node_modules` is
 //! missing or older than `package-lock.json`) and Debian's `chromium`. Needs Node 20+ and npm.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use nix::fcntl::{Flock, FlockArg};
 use previewd_e2e::external::ExternalServer;
 use previewd_e2e::previewd_under_test;
+use previewd_e2e::setup::{apt_install, file_lock, run};
 use serde_json::Value;
 
 /// Preview ports of the client test's server: below the ephemeral ports (32768 and up) and
@@ -38,34 +37,6 @@ fn scratch_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     std::fs::create_dir_all(&dir).expect("CARGO_TARGET_TMPDIR");
     dir
-}
-
-/// Holds an exclusive lock on `target/tmp/<name>.lock` until dropped, across threads and
-/// processes alike (`flock` locks belong to the open file, not the process).
-fn file_lock(name: &str) -> Flock<File> {
-    let file = File::create(scratch_dir().join(format!("{name}.lock"))).expect("lock file");
-    Flock::lock(file, FlockArg::LockExclusive).expect("flock")
-}
-
-/// Runs `command`; its combined output on success, a panic naming it with its output if it
-/// cannot start or fails.
-fn run(mut command: Command, what: &str) -> String {
-    let started = Instant::now();
-    let output = command
-        .output()
-        .unwrap_or_else(|err| panic!("{what}: cannot run {command:?}: {err}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{text}",
-        output.status
-    );
-    eprintln!("{what}: {:.1?}", started.elapsed());
-    text
 }
 
 fn npm(dir: &Path, args: &[&str]) -> Command {
@@ -231,21 +202,5 @@ fn chromium() {
         );
         return;
     }
-    let _lock = file_lock("client-chromium");
-    if Path::new(DEBIAN_CHROMIUM).exists() {
-        return;
-    }
-    let apt_get = |args: &[&str]| {
-        let mut command = Command::new("apt-get");
-        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        command
-    };
-    let install = ["install", "-y", "--no-install-recommends", "chromium"];
-    let started = Instant::now();
-    if apt_get(&install).output().is_ok_and(|o| o.status.success()) {
-        eprintln!("apt-get install chromium: {:.1?}", started.elapsed());
-        return;
-    }
-    run(apt_get(&["update"]), "apt-get update");
-    run(apt_get(&install), "apt-get install chromium");
+    apt_install("chromium", || Path::new(DEBIAN_CHROMIUM).exists());
 }

@@ -5,6 +5,8 @@
 mod auth;
 /// The real previewd binary killed with SIGKILL mid-stream, and flooded with output.
 mod crash_safety;
+/// A database per preview: a real PostgreSQL, migrations, isolation, the SQLite default.
+mod databases;
 /// Django apps, with and without Django REST framework.
 mod django;
 /// The envelope request: bodies, headers, limits and errors.

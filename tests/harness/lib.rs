@@ -10,6 +10,8 @@ pub mod fleet;
 pub mod log_lines;
 pub mod parity;
 pub mod pids;
+pub mod postgres;
+pub mod setup;
 pub mod sse;
 pub mod warm;
 

@@ -1,0 +1,700 @@
+//! A database per preview, against a real PostgreSQL (the harness's private cluster, see
+//! `previewd_e2e::postgres`) and real apps: a Django app migrated by previewd and keeping its
+//! rows in a database of its own, two generations walled off from each other, the database and
+//! role dropped with their generation, a SQLAlchemy app on the embedded SQLite default whose
+//! rows survive a relaunch, and the password nowhere in the logs or the API's answers.
+//!
+//! Fixtures: `tests/fixtures/db-django` (settings parse `DATABASE_URL`, model `Item(name)`, a
+//! committed migration, `GET /items/`, `POST /items/new/`, and `GET /connection/`, which
+//! answers with the credentials the app was given so a test can try them elsewhere) and
+//! `tests/fixtures/db-sqlalchemy` (Flask + SQLAlchemy, `GET|POST /items`, `GET /database`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use previewd_e2e::fixture_runs::{app_json, envelope_answer};
+use previewd_e2e::log_lines::{history, LogLine};
+use previewd_e2e::postgres::{self, quote_literal, sql_as, Postgres};
+use previewd_e2e::{Answer, Client, TestServer};
+use serde_json::{json, Value};
+
+use crate::LAUNCH_LIMIT;
+
+/// How long the core may take to drop a database after its generation is deleted.
+const DROP_LIMIT: Duration = Duration::from_secs(30);
+
+/// The process's PostgreSQL cluster (started, and installed, on first use; off the runtime's
+/// threads, as it blocks).
+async fn cluster() -> &'static Postgres {
+    tokio::task::spawn_blocking(postgres::server)
+        .await
+        .expect("PostgreSQL cluster")
+}
+
+/// A test server given the cluster's admin URL as `--postgres-url`.
+async fn server_with_postgres(pg: &Postgres) -> TestServer {
+    let url = pg.url.clone();
+    TestServer::start_with(move |c| c.postgres_url = Some(url)).await
+}
+
+/// The database, and role, of a generation: `previewd_<id without dashes>`.
+fn database_of(generation: &str) -> String {
+    format!("previewd_{}", generation.replace('-', ""))
+}
+
+/// A running preview: its launch answer and session token.
+struct Launched {
+    answer: Answer,
+    session: String,
+}
+
+/// Launches `generation` with `{"migrate": migrate}` and waits until it runs.
+async fn launch(client: &Client, generation: &str, migrate: bool) -> Launched {
+    let answer = tokio::time::timeout(
+        LAUNCH_LIMIT,
+        client.post(
+            &format!("/generations/{generation}/preview/launch?wait=true"),
+            json!({"migrate": migrate}),
+        ),
+    )
+    .await
+    .expect("launch within the limit");
+    if answer.status != 200 || answer.body["status"] != "running" {
+        let log: Vec<String> = history(client, generation)
+            .await
+            .into_iter()
+            .map(|l| format!("[{}] {}", l.stream, l.line))
+            .collect();
+        panic!(
+            "launch of {generation}: {} {:?}\nlog:\n{}",
+            answer.status,
+            answer.body,
+            log.join("\n")
+        );
+    }
+    let session = answer.body["session_token"]
+        .as_str()
+        .expect("session token")
+        .to_string();
+    Launched { answer, session }
+}
+
+/// `POST path` with a JSON body through the envelope; the app must answer 201; its JSON.
+async fn post_json(
+    client: &Client,
+    generation: &str,
+    session: &str,
+    path: &str,
+    body: Value,
+) -> Value {
+    let request = json!({
+        "method": "POST",
+        "path": path,
+        "headers": {"content-type": "application/json"},
+        "body": body.to_string(),
+    });
+    let (code, answer) = envelope_answer(client, generation, session, request).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["status"], 201, "POST {path}: {answer}");
+    serde_json::from_str(answer["body"].as_str().expect("text body")).expect("app JSON")
+}
+
+/// The names of the items an app lists at `path`, in order.
+async fn item_names(client: &Client, generation: &str, session: &str, path: &str) -> Vec<String> {
+    let listed = app_json(client, generation, session, path, json!({})).await;
+    listed["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items in {listed}"))
+        .iter()
+        .map(|item| item["name"].as_str().expect("name").to_string())
+        .collect()
+}
+
+/// Creates an item in the Django app.
+async fn django_create(client: &Client, generation: &str, session: &str, name: &str) {
+    let created = post_json(
+        client,
+        generation,
+        session,
+        "/items/new/",
+        json!({"name": name}),
+    )
+    .await;
+    assert_eq!(created["name"], name, "{created}");
+}
+
+/// What the Django app was given: `/connection/`.
+async fn django_connection(client: &Client, generation: &str, session: &str) -> Value {
+    app_json(client, generation, session, "/connection/", json!({})).await
+}
+
+/// The `database` object of a generation's `/config`.
+async fn config_database(client: &Client, generation: &str) -> Value {
+    let config = client
+        .get(&format!("/generations/{generation}/preview/config"))
+        .await;
+    assert_eq!(config.status, 200, "{:?}", config.body);
+    config.body["database"].clone()
+}
+
+/// The stored `system` lines of a generation.
+fn system_lines(log: &[LogLine]) -> Vec<&LogLine> {
+    log.iter().filter(|l| l.stream == "system").collect()
+}
+
+/// The log as text, for failure messages.
+fn log_text(log: &[LogLine]) -> String {
+    log.iter()
+        .map(|l| format!("#{} [{}] {}", l.seq, l.stream, l.line))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every file called `name` under `dir`.
+fn find_files(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(path);
+            } else if entry.file_name() == name {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// The Django app launched with `"migrate": true` on a server with `--postgres-url`: the
+/// migration's output is in the log as system lines (before the app is healthy), the database
+/// line names the library and variable, and a row created through the app is in the
+/// generation's own database `previewd_<id>`, owned by the role of the same name, which is
+/// what the app connects as.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_migrates_and_keeps_rows_in_its_own_postgres_database() {
+    let pg = cluster().await;
+    let server = server_with_postgres(pg).await;
+    let client = server.client("django-db");
+    let generation = client.upload_fixture("db-django").await;
+    let database = database_of(&generation);
+
+    let launched = launch(&client, &generation, true).await;
+    let log = history(&client, &generation).await;
+    let system = system_lines(&log);
+    let migrated = system
+        .iter()
+        .find(|l| l.line.contains("Applying items.0001_initial"))
+        .unwrap_or_else(|| panic!("no migration output as system lines:\n{}", log_text(&log)));
+    assert!(
+        system.iter().any(|l| l.line.contains("Running migrations")),
+        "{}",
+        log_text(&log)
+    );
+    assert!(
+        !log.iter()
+            .any(|l| l.stream != "system" && l.line.contains("Applying items.0001_initial")),
+        "migration output only as system lines:\n{}",
+        log_text(&log)
+    );
+    let started = system
+        .iter()
+        .find(|l| l.line.starts_with("started process") || l.line.starts_with("warm start:"))
+        .unwrap_or_else(|| panic!("no line saying the app started:\n{}", log_text(&log)));
+    assert!(
+        migrated.seq < started.seq,
+        "migrations run before the app starts:\n{}",
+        log_text(&log)
+    );
+    let database_line = system
+        .iter()
+        .find(|l| l.line.starts_with("database:"))
+        .unwrap_or_else(|| panic!("no `database:` system line:\n{}", log_text(&log)));
+    for word in ["django", "DATABASE_URL"] {
+        assert!(
+            database_line.line.contains(word),
+            "{word} in {:?}",
+            database_line.line
+        );
+    }
+    assert!(
+        database_line.line.to_lowercase().contains("postgres"),
+        "{:?}",
+        database_line.line
+    );
+
+    // The app is connected to its own database, as its own role.
+    let connection = django_connection(&client, &generation, &launched.session).await;
+    assert_eq!(connection["vendor"], "postgresql", "{connection}");
+    assert_eq!(
+        connection["current_database"],
+        database.as_str(),
+        "{connection}"
+    );
+    assert_eq!(
+        connection["current_user"],
+        database.as_str(),
+        "{connection}"
+    );
+    assert_eq!(connection["host"], "127.0.0.1", "{connection}");
+    assert_eq!(connection["port"], pg.port.to_string(), "{connection}");
+
+    django_create(&client, &generation, &launched.session, "first item").await;
+    assert_eq!(
+        item_names(&client, &generation, &launched.session, "/items/").await,
+        ["first item"]
+    );
+
+    // The row is in previewd_<id>, seen by the admin.
+    assert!(pg.database_exists(&database), "{database}");
+    assert_eq!(
+        pg.admin_sql_in(&database, "SELECT name FROM items_item ORDER BY id"),
+        "first item"
+    );
+    assert_eq!(
+        pg.admin_sql(&format!(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = {}",
+            quote_literal(&database)
+        )),
+        database,
+        "the database is owned by the generation's role"
+    );
+    assert_eq!(
+        pg.admin_sql(&format!(
+            "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole FROM pg_roles \
+             WHERE rolname = {}",
+            quote_literal(&database)
+        )),
+        "t|f|f|f",
+        "the role logs in and nothing more"
+    );
+
+    server.stop().await;
+}
+
+/// Two generations of the same app: each creates a row and lists only its own; neither role
+/// may connect to the other's database (CONNECT granted neither to PUBLIC nor to it), and the
+/// app's own credentials are refused there for real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_generations_cannot_see_each_others_data() {
+    let pg = cluster().await;
+    let server = server_with_postgres(pg).await;
+    let client = server.client("two-dbs");
+    let a = client.upload_fixture("db-django").await;
+    let b = client.upload_fixture("db-django").await;
+    let (db_a, db_b) = (database_of(&a), database_of(&b));
+    assert_ne!(db_a, db_b);
+
+    let launched_a = launch(&client, &a, true).await;
+    let launched_b = launch(&client, &b, true).await;
+    django_create(&client, &a, &launched_a.session, "from a").await;
+    django_create(&client, &b, &launched_b.session, "from b").await;
+    assert_eq!(
+        item_names(&client, &a, &launched_a.session, "/items/").await,
+        ["from a"]
+    );
+    assert_eq!(
+        item_names(&client, &b, &launched_b.session, "/items/").await,
+        ["from b"]
+    );
+    assert_eq!(
+        pg.admin_sql_in(&db_a, "SELECT name FROM items_item"),
+        "from a"
+    );
+    assert_eq!(
+        pg.admin_sql_in(&db_b, "SELECT name FROM items_item"),
+        "from b"
+    );
+
+    for (role, other) in [(&db_a, &db_b), (&db_b, &db_a)] {
+        assert_eq!(
+            pg.admin_sql(&format!(
+                "SELECT has_database_privilege({}, {}, 'CONNECT')",
+                quote_literal(role),
+                quote_literal(other)
+            )),
+            "f",
+            "{role} may connect to {other}"
+        );
+        assert_eq!(
+            pg.admin_sql(&format!(
+                "SELECT has_database_privilege({}, {}, 'CONNECT')",
+                quote_literal(role),
+                quote_literal(role)
+            )),
+            "t",
+            "{role} may connect to its own database"
+        );
+        // PUBLIC (grantee 0) holds no CONNECT, the default ACL counted when none was set.
+        assert_eq!(
+            pg.admin_sql(&format!(
+                "SELECT count(*) FROM pg_database, \
+                 aclexplode(coalesce(datacl, acldefault('d', datdba))) AS acl \
+                 WHERE datname = {} AND acl.grantee = 0 AND acl.privilege_type = 'CONNECT'",
+                quote_literal(other)
+            )),
+            "0",
+            "CONNECT on {other} is revoked from PUBLIC"
+        );
+    }
+
+    // For real: A's credentials (as the app was given them) work on A's database only.
+    let connection_a = django_connection(&client, &a, &launched_a.session).await;
+    let password_a = connection_a["password"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no password in {connection_a}"));
+    let own = sql_as(
+        &pg.url_for(&db_a, &encode(password_a), &db_a),
+        "SELECT count(*) FROM items_item",
+    );
+    assert_eq!(own.as_deref(), Ok("1"), "A on its own database");
+    let trespass = sql_as(&pg.url_for(&db_a, &encode(password_a), &db_b), "SELECT 1");
+    let refusal = trespass.expect_err("A's role connected to B's database");
+    assert!(
+        refusal.contains("permission denied for database"),
+        "refused for want of CONNECT: {refusal}"
+    );
+
+    server.stop().await;
+}
+
+/// A stop keeps the database (a relaunch finds its rows, under a fresh password); deleting
+/// the generation drops its database and its role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_generation_drops_its_database_and_role() {
+    let pg = cluster().await;
+    let server = server_with_postgres(pg).await;
+    let client = server.client("drop-db");
+    let generation = client.upload_fixture("db-django").await;
+    let database = database_of(&generation);
+
+    let first = launch(&client, &generation, true).await;
+    django_create(&client, &generation, &first.session, "kept").await;
+    let first_password = django_connection(&client, &generation, &first.session).await["password"]
+        .as_str()
+        .expect("password")
+        .to_string();
+    assert!(pg.database_exists(&database) && pg.role_exists(&database));
+
+    let stopped = client.stop_preview(&generation).await;
+    assert_eq!(stopped.status, 200, "{:?}", stopped.body);
+    assert!(
+        pg.database_exists(&database),
+        "a stopped preview keeps its database"
+    );
+
+    let second = launch(&client, &generation, true).await;
+    assert_eq!(
+        item_names(&client, &generation, &second.session, "/items/").await,
+        ["kept"],
+        "rows survive a relaunch"
+    );
+    let second_password = django_connection(&client, &generation, &second.session).await
+        ["password"]
+        .as_str()
+        .expect("password")
+        .to_string();
+    assert_ne!(
+        first_password, second_password,
+        "a fresh password per launch"
+    );
+    let old = sql_as(
+        &pg.url_for(&database, &encode(&first_password), &database),
+        "SELECT 1",
+    );
+    assert!(old.is_err(), "the previous launch's password still works");
+
+    let deleted = client.delete(&format!("/generations/{generation}")).await;
+    assert_eq!(deleted.status, 204, "{:?}", deleted.body);
+    let gone = postgres::eventually(DROP_LIMIT, || {
+        !pg.database_exists(&database) && !pg.role_exists(&database)
+    })
+    .await;
+    assert!(
+        gone,
+        "after deletion: database {database} exists: {}, role exists: {}",
+        pg.database_exists(&database),
+        pg.role_exists(&database)
+    );
+
+    server.stop().await;
+}
+
+/// A preview stopped by its idle timeout drops its database and role: unlike a user's stop,
+/// nobody is coming back for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_timeout_drops_the_database() {
+    let pg = cluster().await;
+    let url = pg.url.clone();
+    let server = TestServer::start_with(move |c| {
+        c.postgres_url = Some(url);
+        c.idle_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let client = server.client("idle-db");
+    let generation = client.upload_fixture("db-django").await;
+    let database = database_of(&generation);
+
+    let launched = launch(&client, &generation, true).await;
+    django_create(&client, &generation, &launched.session, "short-lived").await;
+    assert!(pg.database_exists(&database) && pg.role_exists(&database));
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = client
+            .get(&format!("/generations/{generation}/preview/status"))
+            .await;
+        if status.body["status"] == "stopped" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not stopped by the idle timeout: {:?}",
+            status.body
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let gone = postgres::eventually(DROP_LIMIT, || {
+        !pg.database_exists(&database) && !pg.role_exists(&database)
+    })
+    .await;
+    let log = history(&client, &generation).await;
+    assert!(
+        gone,
+        "after the idle timeout: database {database} exists: {}, role exists: {}\n{}",
+        pg.database_exists(&database),
+        pg.role_exists(&database),
+        log_text(&log)
+    );
+
+    server.stop().await;
+}
+
+/// Without `--postgres-url`, a SQLAlchemy app (which cannot even import without
+/// `DATABASE_URL`) runs on the SQLite file `previewd.sqlite3` of its working dir, and its rows
+/// persist across a stop and a relaunch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlalchemy_app_runs_on_embedded_sqlite_and_keeps_rows() {
+    let server = TestServer::start().await;
+    assert!(server.config.postgres_url.is_none());
+    let client = server.client("sqlite-db");
+    let generation = client.upload_fixture("db-sqlalchemy").await;
+
+    let database = config_database(&client, &generation).await;
+    assert_eq!(database["wants"], "sql", "{database}");
+    assert_eq!(database["library"], "sqlalchemy", "{database}");
+    assert_eq!(database["provider"], "sqlite", "{database}");
+    assert!(
+        database["variables"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|v| v == "DATABASE_URL")),
+        "{database}"
+    );
+
+    let first = launch(&client, &generation, false).await;
+    let given = app_json(&client, &generation, &first.session, "/database", json!({})).await;
+    assert_eq!(given["dialect"], "sqlite", "{given}");
+    let cwd = given["cwd"].as_str().expect("cwd");
+    assert_eq!(
+        given["url"].as_str().expect("url"),
+        format!("sqlite:///{cwd}/previewd.sqlite3"),
+        "an absolute sqlite://// URL to previewd.sqlite3 in the working dir"
+    );
+    for name in ["one", "two"] {
+        let created = post_json(
+            &client,
+            &generation,
+            &first.session,
+            "/items",
+            json!({"name": name}),
+        )
+        .await;
+        assert_eq!(created["name"], name, "{created}");
+    }
+    assert_eq!(
+        item_names(&client, &generation, &first.session, "/items").await,
+        ["one", "two"]
+    );
+    let log = history(&client, &generation).await;
+    let database_line = system_lines(&log)
+        .into_iter()
+        .find(|l| l.line.starts_with("database:"))
+        .unwrap_or_else(|| panic!("no `database:` system line:\n{}", log_text(&log)));
+    for word in ["sqlalchemy", "DATABASE_URL"] {
+        assert!(
+            database_line.line.contains(word),
+            "{word} in {:?}",
+            database_line.line
+        );
+    }
+    assert!(
+        database_line.line.to_lowercase().contains("sqlite"),
+        "{:?}",
+        database_line.line
+    );
+
+    let stopped = client.stop_preview(&generation).await;
+    assert_eq!(stopped.status, 200, "{:?}", stopped.body);
+    let files = find_files(server.data_dir(), "previewd.sqlite3");
+    assert_eq!(files.len(), 1, "one SQLite file in the data dir: {files:?}");
+    assert!(
+        std::fs::metadata(&files[0]).is_ok_and(|m| m.len() > 0),
+        "{files:?}"
+    );
+
+    let second = launch(&client, &generation, false).await;
+    assert_eq!(
+        item_names(&client, &generation, &second.session, "/items").await,
+        ["one", "two"],
+        "rows survive a stop and relaunch"
+    );
+
+    server.stop().await;
+}
+
+/// A project that wants PostgreSQL (Django with psycopg2) on a server without
+/// `--postgres-url`: Django runs on SQLite, so it gets the SQLite file, and migrations work on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_without_a_postgres_server_falls_back_to_sqlite() {
+    let server = TestServer::start().await;
+    let client = server.client("django-sqlite");
+    let generation = client.upload_fixture("db-django").await;
+
+    let database = config_database(&client, &generation).await;
+    assert_eq!(database["library"], "django", "{database}");
+    assert_eq!(database["provider"], "sqlite", "{database}");
+
+    let launched = launch(&client, &generation, true).await;
+    let connection = django_connection(&client, &generation, &launched.session).await;
+    assert_eq!(connection["vendor"], "sqlite", "{connection}");
+    assert!(
+        connection["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with('/') && n.ends_with("/previewd.sqlite3")),
+        "{connection}"
+    );
+    django_create(&client, &generation, &launched.session, "on sqlite").await;
+    assert_eq!(
+        item_names(&client, &generation, &launched.session, "/items/").await,
+        ["on sqlite"]
+    );
+    let log = history(&client, &generation).await;
+    assert!(
+        system_lines(&log)
+            .iter()
+            .any(|l| l.line.contains("Applying items.0001_initial")),
+        "{}",
+        log_text(&log)
+    );
+
+    server.stop().await;
+}
+
+/// `/config` shows the detected need and the provider, and the PostgreSQL password the app
+/// was given appears in no log line and no API answer (launch, status, config, generation,
+/// generations list, stop), across two launches (two passwords).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_shows_the_database_and_nothing_shows_the_password() {
+    let pg = cluster().await;
+    let server = server_with_postgres(pg).await;
+    let client = server.client("no-secrets");
+    let generation = client.upload_fixture("db-django").await;
+    let role = database_of(&generation);
+
+    let before = config_database(&client, &generation).await;
+    assert_eq!(before["wants"], "postgres", "{before}");
+    assert_eq!(before["library"], "django", "{before}");
+    assert_eq!(before["provider"], "postgresql", "{before}");
+    assert!(
+        before["variables"]
+            .as_array()
+            .is_some_and(|v| v.first().is_some_and(|v| v == "DATABASE_URL")),
+        "{before}"
+    );
+    assert!(
+        before["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{before}"
+    );
+
+    let mut answers: Vec<(String, Value)> = Vec::new();
+    let mut passwords = Vec::new();
+    for round in 0..2 {
+        let launched = launch(&client, &generation, true).await;
+        answers.push((format!("launch {round}"), launched.answer.body.clone()));
+        let connection = django_connection(&client, &generation, &launched.session).await;
+        let password = connection["password"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no password in {connection}"))
+            .to_string();
+        assert!(password.len() >= 12, "a real password: {password:?}");
+        passwords.push(password);
+        for path in [
+            format!("/generations/{generation}/preview/status"),
+            format!("/generations/{generation}/preview/config"),
+            format!("/generations/{generation}/preview/endpoints"),
+            format!("/generations/{generation}"),
+            "/generations".to_string(),
+        ] {
+            let answer = client.get(&path).await;
+            assert_eq!(answer.status, 200, "{path}: {:?}", answer.body);
+            answers.push((format!("GET {path} ({round})"), answer.body));
+        }
+        let stopped = client.stop_preview(&generation).await;
+        answers.push((format!("stop {round}"), stopped.body));
+    }
+    assert_ne!(passwords[0], passwords[1], "a fresh password per launch");
+
+    let after = config_database(&client, &generation).await;
+    assert_eq!(after["provider"], "postgresql", "{after}");
+
+    let userinfo = format!("://{role}:");
+    let log = history(&client, &generation).await;
+    for line in &log {
+        for password in &passwords {
+            assert!(
+                !line.line.contains(password.as_str()),
+                "the password in log line #{} [{}]: {}",
+                line.seq,
+                line.stream,
+                line.line
+            );
+        }
+        assert!(
+            !line.line.contains(&userinfo),
+            "a URL with credentials in log line #{}: {}",
+            line.seq,
+            line.line
+        );
+    }
+    for (what, answer) in &answers {
+        let text = answer.to_string();
+        for password in &passwords {
+            assert!(
+                !text.contains(password.as_str()),
+                "the password in {what}: {text}"
+            );
+        }
+        assert!(!text.contains(&userinfo), "credentials in {what}: {text}");
+    }
+
+    server.stop().await;
+}
+
+/// `text` percent-encoded for the userinfo of a URL (unreserved characters kept).
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
