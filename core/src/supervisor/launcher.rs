@@ -87,7 +87,7 @@ impl Spawner<'_> {
         let tmp = scratch.join("tmp");
         create_dir(&tmp)?;
         env.insert("TMPDIR".into(), tmp.into());
-        if self.isolation.mechanism() == "namespaces" {
+        if self.isolation.is_sandboxed() {
             let home = scratch.join("home");
             create_dir(&home)?;
             env.insert("HOME".into(), home.into());

@@ -66,7 +66,7 @@ const START_UP_VARIABLES: &[(&str, bool)] = &[
 /// The environment a warm process is for: a launch fits it when all of this is the same.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WarmKey {
-    runtime: &'static str,
+    runtime: Runtime,
     provisioned: Provisioned,
     framework: String,
     preload: Vec<String>,
@@ -80,24 +80,17 @@ impl WarmKey {
         preload: &[String],
     ) -> WarmKey {
         WarmKey {
-            runtime: runtime.as_str(),
+            runtime,
             provisioned: provisioned.clone(),
             framework: framework.to_string(),
             preload: preload.to_vec(),
         }
     }
 
-    fn runtime(&self) -> Runtime {
-        match self.runtime {
-            "node" => Runtime::Node,
-            _ => Runtime::Python,
-        }
-    }
-
     /// The launcher's arguments in warm mode.
     fn launcher_args(&self) -> Vec<String> {
         let mut args = vec!["--warm".to_string()];
-        match self.runtime() {
+        match self.runtime {
             Runtime::Python => args.extend(["--framework".to_string(), self.framework.clone()]),
             Runtime::Node => {
                 if let Some(modules) = &self.provisioned.env_dir {
@@ -495,7 +488,7 @@ impl Supervisor {
             .create(&id)
             .map_err(|err| format!("setting up its cgroup: {err}"))?;
         let spawner = self.spawner();
-        let runtime = key.runtime();
+        let runtime = key.runtime;
         let launched = spawner
             .base_env(runtime, &key.provisioned, &scratch, &id)
             .and_then(|env| {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// The interpreter family a project runs on. The host provisions it (a virtualenv with the
 /// project's requirements, `node_modules`) and runs its launcher script from `runtimes/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
     /// CPython; the launcher is `runtimes/python/launcher.py`.

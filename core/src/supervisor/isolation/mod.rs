@@ -94,6 +94,11 @@ impl Isolation {
         }
     }
 
+    /// Whether previews get a sandbox (namespaces).
+    pub fn is_sandboxed(&self) -> bool {
+        self.sandboxes.is_some()
+    }
+
     /// `namespaces` or `none`.
     pub fn mechanism(&self) -> &'static str {
         match self.sandboxes {
