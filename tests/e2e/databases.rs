@@ -698,3 +698,47 @@ fn encode(text: &str) -> String {
         })
         .collect()
 }
+
+/// A Flask project with an `alembic.ini`: `"migrate": true` runs `alembic upgrade head` on its
+/// embedded SQLite database before the app starts, its output in the log; the table only the
+/// migration makes then serves rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alembic_migrations_run_before_the_app() {
+    let server = TestServer::start().await;
+    let client = server.client("alembic");
+    let generation = client.upload_fixture("db-alembic").await;
+    let launched = launch(&client, &generation, true).await;
+    let log = history(&client, &generation).await;
+    let text = log_text(&log);
+    let position = |needle: &str| {
+        log.iter()
+            .position(|l| l.line.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}:\n{text}"))
+    };
+    let migrating = position("migrating: ");
+    assert!(
+        log[migrating].line.contains("-m alembic upgrade head"),
+        "{text}"
+    );
+    let upgrade = position("Running upgrade  -> 0001");
+    let applied = position("migrations applied");
+    let started = position("started process");
+    assert!(
+        migrating < upgrade && upgrade < applied && applied < started,
+        "{text}"
+    );
+    assert_eq!(log[upgrade].stream, "system", "{text}");
+    post_json(
+        &client,
+        &generation,
+        &launched.session,
+        "/items",
+        json!({"name": "one"}),
+    )
+    .await;
+    assert_eq!(
+        item_names(&client, &generation, &launched.session, "/items").await,
+        ["one"]
+    );
+    server.stop().await;
+}
