@@ -276,7 +276,11 @@ impl WarmPool {
         let spent = self.spent(&envs, key);
         let env = envs.entry(key.clone()).or_insert_with(EnvSlots::new);
         env.last_used = Instant::now();
-        if let Some(best) = (0..env.idle.len()).max_by_key(|&i| *env.idle[i].stage.borrow()) {
+        let alive = |i: &usize| *env.idle[*i].stage.borrow() != Stage::Ended;
+        if let Some(best) = (0..env.idle.len())
+            .filter(alive)
+            .max_by_key(|&i| *env.idle[i].stage.borrow())
+        {
             return Ok(env.idle.swap_remove(best));
         }
         Err(if env.failures >= MAX_FAILURES {
