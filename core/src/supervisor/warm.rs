@@ -721,6 +721,101 @@ fn go_line(launch: Handover) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    /// An idle warm process at `stage`: a real `cat` waiting on its stdin.
+    fn slot(stage: Stage) -> Slot {
+        let mut child = tokio::process::Command::new("cat")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let (stdin, stdout, stderr) = (
+            child.stdin.take().unwrap(),
+            child.stdout.take().unwrap(),
+            child.stderr.take().unwrap(),
+        );
+        Slot {
+            id: uuid::Uuid::now_v7().to_string(),
+            pid: child.id().unwrap(),
+            child,
+            cgroup: PreviewCgroup::default(),
+            command: "cat".into(),
+            spawned: Instant::now(),
+            stage: watch::channel(stage).1,
+            stdin,
+            stderr,
+            stdout: tokio::spawn(async move { Some(BufReader::new(stdout)) }),
+            rss: 0,
+        }
+    }
+
+    fn key(framework: &str) -> WarmKey {
+        let provisioned = Provisioned {
+            interpreter: "/venv/bin/python".into(),
+            env_dir: Some(format!("/venv/{framework}").into()),
+        };
+        WarmKey::new(Runtime::Python, &provisioned, framework, &[])
+    }
+
+    fn pool_with(budget: ByteSize, envs: Vec<(WarmKey, Vec<Slot>, Duration)>) -> WarmPool {
+        let pool = WarmPool::new(1, budget);
+        let mut map = pool.envs.lock().unwrap();
+        for (key, idle, unused_for) in envs {
+            let mut env = EnvSlots::new();
+            env.idle = idle;
+            env.last_used = Instant::now() - unused_for;
+            map.insert(key, env);
+        }
+        drop(map);
+        pool
+    }
+
+    #[tokio::test]
+    async fn a_launch_takes_the_furthest_live_warm_process() {
+        let flask = key("flask");
+        let stages = [Stage::Started, Stage::Ready, Stage::Ended];
+        let pool = pool_with(
+            ByteSize(0),
+            vec![(flask.clone(), stages.map(slot).into(), Duration::ZERO)],
+        );
+        assert_eq!(*pool.take(&flask).unwrap().stage.borrow(), Stage::Ready);
+        assert_eq!(*pool.take(&flask).unwrap().stage.borrow(), Stage::Started);
+        let cold = pool.take(&flask).err().unwrap();
+        assert!(
+            cold.starts_with("no warm process for this environment yet"),
+            "{cold}"
+        );
+        let off = WarmPool::new(0, ByteSize(0)).take(&flask).err().unwrap();
+        assert!(off.contains("--warm-pool 0"), "{off}");
+    }
+
+    #[tokio::test]
+    async fn over_budget_the_least_recently_used_environment_gives_up_first() {
+        let (old, recent) = (key("django"), key("fastapi"));
+        let (old_slot, recent_slot) = (slot(Stage::Ready), slot(Stage::Ready));
+        let order = [old_slot.id.clone(), recent_slot.id.clone()];
+        let pool = pool_with(
+            ByteSize(1),
+            vec![
+                (recent.clone(), vec![recent_slot], Duration::ZERO),
+                (old.clone(), vec![old_slot], Duration::from_secs(60)),
+            ],
+        );
+        let (gone, pool) = tokio::task::spawn_blocking(move || {
+            let gone: Vec<String> = pool.sweep().into_iter().map(|s| s.id.clone()).collect();
+            (gone, pool)
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            gone, order,
+            "both are over a 1-byte budget, the older first"
+        );
+        let spent = pool.take(&old).err().unwrap();
+        assert!(spent.contains("memory budget"), "{spent}");
+    }
+
     #[test]
     fn variables_read_at_start_up_are_found() {
         let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
