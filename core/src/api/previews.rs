@@ -818,25 +818,21 @@ impl PreviewsApi {
         let project_dir = state.supervisor.project_dir(&generation.id);
         let database = {
             let project_dir = project_dir.clone();
-            tokio::task::spawn_blocking(move || {
-                Project::open(&project_dir)
-                    .ok()
-                    .and_then(|p| database::detect::detect(&p))
-            })
-            .await
-            .ok()
-            .flatten()
-            .map(|need| {
-                let (provider, provider_detail) = state.supervisor.databases().provider(&need);
-                DatabaseInfo {
-                    wants: need.wants.as_str().into(),
-                    library: need.library,
-                    variables: need.variables,
-                    reason: need.reason,
-                    provider: provider.as_str().into(),
-                    provider_detail,
-                }
-            })
+            tokio::task::spawn_blocking(move || database::need_of(&project_dir))
+                .await
+                .ok()
+                .flatten()
+                .map(|need| {
+                    let (provider, provider_detail) = state.supervisor.databases().provider(&need);
+                    DatabaseInfo {
+                        wants: need.wants.as_str().into(),
+                        library: need.library,
+                        variables: need.variables,
+                        reason: need.reason,
+                        provider: provider.as_str().into(),
+                        provider_detail,
+                    }
+                })
         };
         let plan = match &plugin {
             Some(plugin) => {

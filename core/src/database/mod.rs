@@ -144,6 +144,12 @@ impl Databases {
     }
 }
 
+/// What the project in `project_dir` expects ([`detect`]); blocking: it reads the files.
+pub fn need_of(project_dir: &Path) -> Option<DatabaseNeed> {
+    let project = previewd_plugin_api::Project::open(project_dir).ok()?;
+    detect::detect(&project)
+}
+
 /// The database and role name of a generation.
 pub fn database_name(generation_id: &str) -> String {
     let id: String = generation_id

@@ -647,8 +647,7 @@ impl Supervisor {
                 "killed {killed} leftover process(es) of warm process {}",
                 warm.id
             );
-            let _ = tokio::fs::remove_dir_all(self.inner.previews_dir.join(&warm.id)).await;
-            store.remove_warm(&warm.id).await?;
+            self.forget_warm(&warm.id).await?;
         }
         Ok(())
     }
@@ -666,7 +665,18 @@ impl Supervisor {
             _ => ProcessTree::marked(marker),
         };
         let cgroup = self.inner.limits.existing(marker);
-        let tree = tree.with_cgroup(cgroup.clone());
+        self.kill_and_confirm(tree.with_cgroup(cgroup.clone()), cgroup, port)
+            .await
+    }
+
+    /// SIGKILLs every process of `tree`, waits until none is left and `port` is free (up to
+    /// [`KILL_CONFIRM`]), then removes `cgroup`. How many it killed.
+    async fn kill_and_confirm(
+        &self,
+        tree: ProcessTree,
+        cgroup: PreviewCgroup,
+        port: Option<u16>,
+    ) -> usize {
         let killed = tree.signal(Signal::SIGKILL);
         let confirm_until = Instant::now() + KILL_CONFIRM;
         loop {
@@ -683,8 +693,8 @@ impl Supervisor {
         }
         // The cgroup goes once the kernel has finished its processes (removal retries).
         match tokio::task::spawn_blocking(move || cgroup.remove()).await {
-            Ok(Err(err)) => warn!("{marker}: {err}"),
-            Err(err) => warn!("{marker}: removing its cgroup: {err}"),
+            Ok(Err(err)) => warn!("{err}"),
+            Err(err) => warn!("removing a cgroup: {err}"),
             Ok(Ok(())) => {}
         }
         killed
@@ -1002,14 +1012,10 @@ impl PreviewRun {
         let record = self.running.record();
         let project_dir = self.supervisor.project_dir(&record.generation_id);
         let work_dir = project_dir.join(&self.plan.working_dir);
-        let need = tokio::task::spawn_blocking(move || {
-            Project::open(&project_dir)
-                .ok()
-                .and_then(|project| database::detect::detect(&project))
-        })
-        .await
-        .ok()
-        .flatten();
+        let need = tokio::task::spawn_blocking(move || database::need_of(&project_dir))
+            .await
+            .ok()
+            .flatten();
         let Some(need) = need else {
             return Ok(BTreeMap::new());
         };
@@ -1087,6 +1093,7 @@ impl PreviewRun {
                 return Err(err);
             }
         };
+        let pgid = launched.child.id().and_then(|pid| i32::try_from(pid).ok());
         self.system(format!("migrating: {}", launched.command));
         let pipes = [
             launched.child.stdout.take().map(|p| Box::new(p) as Pipe),
@@ -1123,8 +1130,14 @@ impl PreviewRun {
                 humantime::format_duration(timeout)
             )),
         };
-        let pgid = launched.child.id().and_then(|pid| i32::try_from(pid).ok());
-        self.supervisor.kill_leftovers(&marker, pgid, None).await;
+        // Whatever the migration left (on a stop or a timeout): its group, marker and cgroup.
+        let tree = match pgid {
+            Some(pgid) => ProcessTree::new(pgid, &marker),
+            None => ProcessTree::marked(&marker),
+        };
+        self.supervisor
+            .kill_and_confirm(tree.with_cgroup(cgroup.clone()), cgroup, None)
+            .await;
         if outcome.is_ok() {
             self.system("migrations applied");
         }

@@ -27,7 +27,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use previewd_plugin_api::Runtime;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
@@ -41,7 +40,7 @@ use super::limits::cgroup::PreviewCgroup;
 use super::limits::ByteSize;
 use super::process_tree::ProcessTree;
 use super::{Supervisor, KILL_CONFIRM};
-use crate::store::WarmRecord;
+use crate::store::{StoreError, WarmRecord};
 
 /// How often warm processes are looked at: deaths, memory, the budget, refills.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -645,25 +644,20 @@ impl Supervisor {
             ..
         } = slot;
         drop(stdin);
-        let tree = ProcessTree::new(pid as i32, &id).with_cgroup(cgroup.clone());
-        tree.signal(Signal::SIGKILL);
+        // The relay reaped first, then the rest of the tree, and its cgroup removed.
+        let _ = child.start_kill();
         let _ = tokio::time::timeout(KILL_CONFIRM, child.wait()).await;
-        let until = Instant::now() + KILL_CONFIRM;
-        while !tree.pids().is_empty() && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        self.forget_warm(&id, cgroup).await;
-    }
-
-    /// Removes a gone warm process's cgroup, scratch folder and record.
-    pub(super) async fn forget_warm(&self, id: &str, cgroup: PreviewCgroup) {
-        if let Ok(Err(err)) = tokio::task::spawn_blocking(move || cgroup.remove()).await {
-            warn!("warm process {id}: {err}");
-        }
-        let _ = tokio::fs::remove_dir_all(self.inner.previews_dir.join(id)).await;
-        if let Err(err) = self.inner.store.remove_warm(id).await {
+        let tree = ProcessTree::new(pid as i32, &id).with_cgroup(cgroup.clone());
+        self.kill_and_confirm(tree, cgroup, None).await;
+        if let Err(err) = self.forget_warm(&id).await {
             warn!("forgetting warm process {id}: {err}");
         }
+    }
+
+    /// Removes a gone warm process's scratch folder and record.
+    pub(super) async fn forget_warm(&self, id: &str) -> Result<(), StoreError> {
+        let _ = tokio::fs::remove_dir_all(self.inner.previews_dir.join(id)).await;
+        self.inner.store.remove_warm(id).await
     }
 }
 
