@@ -23,7 +23,8 @@
 //! - [`runtimes`]: the launcher scripts previewd ships, written out under the data dir.
 //! - [`install_step`]: one installer run (venv, pip/uv, npm) with progress, tail and timeout.
 //! - [`python_env`]: cached virtualenvs keyed by what they install.
-//! - [`node_env`]: cached `node_modules` installs keyed by the lockfile, linked into projects.
+//! - [`node_env`]: cached `node_modules` installs keyed by the lockfile (Prisma clients generated
+//!   into them), linked into projects.
 //! - [`supervisor`]: starts, watches and stops preview processes; the port pool, readiness,
 //!   process-tree kill and `/proc` statistics live below it.
 //! - [`log_store`]: every output line stored in sled with its sequence number, and a live feed.

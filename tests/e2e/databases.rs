@@ -742,3 +742,133 @@ async fn alembic_migrations_run_before_the_app() {
     );
     server.stop().await;
 }
+
+/// Express + Prisma 7 on PostgreSQL (`tests/fixtures/db-prisma`: the `prisma-client-js`
+/// generator, the pg driver adapter, a table the app makes at start-up), on the real binary
+/// started with `PRISMA_SCHEMA_ENGINE_BINARY=/bin/false` in its environment, as an operator
+/// runs Prisma on an offline host: `/config` says prisma on PostgreSQL, the install (into a
+/// fresh cache) runs `prisma generate` after `npm ci --ignore-scripts`, its output in the log
+/// before the app starts, and the generated client serves the app's rows from the
+/// generation's own database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prisma_client_is_generated_at_install_and_serves_rows_from_postgres() {
+    let pg = cluster().await;
+    let cache = tempfile::tempdir().expect("cache dir");
+    let cache_dir = cache.path().display().to_string();
+    let server = previewd_e2e::external::ExternalServer::start_with_env(
+        previewd_e2e::previewd_under_test!(),
+        &["--postgres-url", &pg.url, "--cache-dir", &cache_dir],
+        &[("PRISMA_SCHEMA_ENGINE_BINARY", "/bin/false")],
+    )
+    .await;
+    let client = server.client("prisma");
+    let generation = client.upload_fixture("db-prisma").await;
+    let database = database_of(&generation);
+
+    let detected = config_database(&client, &generation).await;
+    assert_eq!(detected["wants"], "postgres", "{detected}");
+    assert_eq!(detected["library"], "prisma", "{detected}");
+    assert_eq!(detected["provider"], "postgresql", "{detected}");
+
+    let launched = launch(&client, &generation, false).await;
+    let log = history(&client, &generation).await;
+    let text = log_text(&log);
+    let position = |needle: &str| {
+        log.iter()
+            .position(|l| l.line.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}:\n{text}"))
+    };
+    let installing = position("npm ci, from package-lock.json");
+    let generating = position("prisma: generating the client from prisma/schema.prisma");
+    let generated = position("Generated Prisma Client");
+    let done = position("prisma: client generated in ");
+    let started = position("started process");
+    assert!(
+        installing < generating && generating < generated && generated < done && done < started,
+        "{text}"
+    );
+    for at in [generating, generated, done] {
+        assert_eq!(log[at].stream, "system", "{text}");
+    }
+    eprintln!("generate: {}", log[done].line);
+
+    for name in ["one", "two"] {
+        let created = post_json(
+            &client,
+            &generation,
+            &launched.session,
+            "/items",
+            json!({"name": name}),
+        )
+        .await;
+        assert_eq!(created["name"], name, "{created}");
+    }
+    assert_eq!(
+        item_names(&client, &generation, &launched.session, "/items").await,
+        ["one", "two"]
+    );
+    let connected = app_json(
+        &client,
+        &generation,
+        &launched.session,
+        "/database",
+        json!({}),
+    )
+    .await;
+    assert_eq!(connected["database"], database.as_str(), "{connected}");
+    assert_eq!(connected["user"], database.as_str(), "{connected}");
+    assert_eq!(
+        pg.admin_sql_in(
+            &database,
+            "SELECT string_agg(name, ',' ORDER BY id) FROM \"Item\""
+        ),
+        "one,two",
+        "the rows are in the generation's own database"
+    );
+    drop(server);
+}
+
+/// The same fixture launched with `"migrate": true` runs `prisma migrate deploy` with the
+/// Prisma CLI the install linked, in the app's sandbox, before the app. Whether it applies
+/// depends on the host (Prisma's schema engine is a download this test does not count on: the
+/// server runs with `PRISMA_SCHEMA_ENGINE_BINARY=/bin/false`), so only the command is checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prisma_migrate_deploy_runs_on_migrate() {
+    let pg = cluster().await;
+    let server = previewd_e2e::external::ExternalServer::start_with_env(
+        previewd_e2e::previewd_under_test!(),
+        &["--postgres-url", &pg.url],
+        &[("PRISMA_SCHEMA_ENGINE_BINARY", "/bin/false")],
+    )
+    .await;
+    let client = server.client("prisma-migrate");
+    let generation = client.upload_fixture("db-prisma").await;
+    let answer = tokio::time::timeout(
+        LAUNCH_LIMIT,
+        client.post(
+            &format!("/generations/{generation}/preview/launch?wait=true"),
+            json!({"migrate": true}),
+        ),
+    )
+    .await
+    .expect("launch within the limit");
+    let log = history(&client, &generation).await;
+    let migrating = log
+        .iter()
+        .find(|l| l.line.starts_with("migrating: "))
+        .unwrap_or_else(|| panic!("no `migrating:` line:\n{}", log_text(&log)));
+    assert!(
+        migrating
+            .line
+            .ends_with("node_modules/prisma/build/index.js migrate deploy"),
+        "{}",
+        migrating.line
+    );
+    eprintln!(
+        "migrate deploy on this host: {} {}\n{}",
+        answer.status,
+        answer.body,
+        log_text(&log)
+    );
+    drop(server);
+}

@@ -55,6 +55,8 @@ pub struct ExternalServer {
     binary: PathBuf,
     /// Every `serve` flag but `--listen`.
     args: Vec<String>,
+    /// Environment variables the server is started with, besides the test run's own.
+    env: Vec<(String, String)>,
     addr: SocketAddr,
     data_dir: tempfile::TempDir,
     child: Option<Child>,
@@ -65,6 +67,16 @@ impl ExternalServer {
     /// [`test_config`]) and `extra` flags (e.g. `["--max-log-lines", "20000"]`), which replace
     /// the defaults they name.
     pub async fn start(binary: &Path, extra: &[&str]) -> ExternalServer {
+        ExternalServer::start_with_env(binary, extra, &[]).await
+    }
+
+    /// [`Self::start`] with `env` added to the server's environment (e.g. the `PRISMA_*`
+    /// variables operators set for Prisma), at every start.
+    pub async fn start_with_env(
+        binary: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> ExternalServer {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let config = test_config(data_dir.path());
         let defaults = [
@@ -90,6 +102,10 @@ impl ExternalServer {
             base: String::new(),
             binary: binary.to_path_buf(),
             args,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
             child: None,
@@ -208,6 +224,7 @@ impl ExternalServer {
                 command.env_remove(name);
             }
         }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         // Warnings only (a line per request drowns a benchmark's table), unless asked otherwise.
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "warn");

@@ -5,7 +5,8 @@
 //! that file's folder and its entry comes from the scripts, `main` or a conventional name.
 //! The plan runs previewd's Node launcher (`runtimes/node/launcher.js`), which forces the port
 //! and reports the running app's routes; `.ts` entries go through the project's `tsx` or
-//! `ts-node`. Dependencies are installed by the host from `package.json` and its lockfile.
+//! `ts-node`. Dependencies are installed by the host from `package.json` and its lockfile. A
+//! package with Prisma migrations gets `prisma migrate deploy` as its plan's `migrate`.
 //!
 //! # Layout
 //! - this file: the plugin, detection, the launch plan and where the entry is looked for.
@@ -128,7 +129,7 @@ impl RuntimePlugin for ExpressPlugin {
 
     fn launch_plan(&self, project: &Project, port: u16) -> Result<LaunchPlan, PluginError> {
         let app = found(project)?.ok_or_else(|| no_entrypoint(LOOKS_FOR))?;
-        let mut plan = app.launch_plan(port, LOOKS_FOR, PRELOAD)?;
+        let mut plan = app.launch_plan(project, port, LOOKS_FOR, PRELOAD)?;
         // A `.ts` entry runs through the project's TypeScript loader.
         if app.entry.as_ref().is_some_and(|e| is_typescript(&e.path)) {
             plan.args

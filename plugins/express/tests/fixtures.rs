@@ -1,9 +1,12 @@
 //! Snapshot tests over the fixture projects in `tests/fixtures/`: small runnable Express apps
-//! in the layouts real repositories use (each with a package-lock.json, so the e2e tests run
-//! `npm ci`). Each gets two snapshots: its detection with its launch plan, and its routes.
+//! in the layouts real repositories use (each launched end to end with a package-lock.json, so
+//! the e2e tests run `npm ci`; `prisma`, whose launch plan is the point, has none). Each gets
+//! two snapshots: its detection with its launch plan, and its routes.
 
-use previewd_plugin_api::testing::{fixture, Launch};
-use previewd_plugin_api::RuntimePlugin;
+use std::path::Path;
+
+use previewd_plugin_api::testing::{fixture, Launch, PORT};
+use previewd_plugin_api::{Project, RuntimePlugin};
 use previewd_plugin_express::ExpressPlugin;
 
 /// Snapshots detection + launch plan as `<name>_launch` and routes as `<name>_routes`.
@@ -50,4 +53,30 @@ fn typescript() {
 #[test]
 fn hardcoded_port() {
     check("hardcoded_port");
+}
+
+/// Prisma with its schema where `package.json`'s `prisma.schema` says (`db/schema.prisma`) and
+/// migrations beside it: the plan's `migrate` is `prisma migrate deploy --schema
+/// db/schema.prisma`.
+#[test]
+fn prisma() {
+    check("prisma");
+}
+
+/// The e2e fixture `tests/fixtures/db-prisma` (Express + Prisma 7 on PostgreSQL, schema and
+/// migrations under `prisma/`): `"migrate": true` runs `prisma migrate deploy` in its folder.
+#[test]
+fn db_prisma_migrates_with_prisma_migrate_deploy() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/db-prisma");
+    let project = Project::open(root).unwrap();
+    let plan = ExpressPlugin.launch_plan(&project, PORT).unwrap();
+    assert_eq!(
+        plan.migrate,
+        ["node_modules/prisma/build/index.js", "migrate", "deploy"]
+    );
+    assert_eq!(plan.working_dir, Path::new(""));
+    assert_eq!(
+        plan.args,
+        ["--entry", "server.js", "--port", &PORT.to_string()]
+    );
 }

@@ -3,14 +3,16 @@
 //! confidence of the detection they make, and the plan running the entry with previewd's Node
 //! launcher (`runtimes/node/launcher.js`), which forces the first `listen` of an HTTP server
 //! onto the preview's port. Dependencies are installed by the host from `package.json` and its
-//! lockfile.
+//! lockfile. A package using Prisma migrations gets `prisma migrate deploy` as the plan's
+//! `migrate` ([`crate::prisma`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use previewd_plugin_api::{Detection, LaunchPlan, PluginError, Readiness, Runtime};
+use previewd_plugin_api::{Detection, LaunchPlan, PluginError, Project, Readiness, Runtime};
 
 use crate::package::{Entry, Package};
+use crate::prisma;
 
 /// A Node app as detection found it.
 #[derive(Debug, Clone)]
@@ -54,11 +56,12 @@ impl NodeApp {
         Detection { confidence, reason }
     }
 
-    /// The plan running the entry on `port` in the package folder, a warm runtime having
-    /// loaded the `preload` packages; without an entry, the error saying what the plugin
-    /// `looks_for`.
+    /// The plan running the entry of `project` on `port` in the package folder, a warm
+    /// runtime having loaded the `preload` packages, with the package's Prisma migrations as
+    /// `migrate`; without an entry, the error saying what the plugin `looks_for`.
     pub fn launch_plan(
         &self,
+        project: &Project,
         port: u16,
         looks_for: &str,
         preload: &[&str],
@@ -80,7 +83,7 @@ impl NodeApp {
             requirements: vec![self.package.manifest.clone()],
             readiness: Readiness::default(),
             preload: preload.iter().map(|p| p.to_string()).collect(),
-            migrate: Vec::new(),
+            migrate: prisma::migrate_args(project, &self.package),
         })
     }
 }

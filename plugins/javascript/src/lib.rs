@@ -10,6 +10,7 @@
 //! # Layout
 //! - [`package`]: the `package.json` depending on the framework, the entry, the TypeScript loader.
 //! - [`launch`]: the detection reason and the launch plan of a [`NodeApp`].
+//! - [`prisma`]: a package's Prisma schema and the `prisma migrate deploy` of its plan.
 //! - [`grammar`]: the JavaScript and TypeScript grammars, by file extension.
 //! - [`query`]: tree-sitter queries kept as `.scm` files, compiled once per grammar.
 //! - [`module`]: what one file binds and exports ([`Value`], [`Export`]).
@@ -21,6 +22,7 @@ pub mod grammar;
 pub mod launch;
 pub mod module;
 pub mod package;
+pub mod prisma;
 pub mod program;
 pub mod query;
 pub mod reader;
@@ -31,5 +33,6 @@ pub use grammar::Grammar;
 pub use launch::NodeApp;
 pub use module::{Export, Module, Value};
 pub use package::{Entry, EntryRules, Package};
+pub use prisma::PrismaSchema;
 pub use program::{Owner, Program, Sources};
 pub use reader::{Creation, FileModel, Framework, Reader};

@@ -75,6 +75,11 @@ impl Package {
             .any(|section| self.parsed.get(section).and_then(|d| d.get(name)).is_some())
     }
 
+    /// The parsed `package.json`.
+    pub fn manifest_json(&self) -> &serde_json::Value {
+        &self.parsed
+    }
+
     /// The TypeScript loader for a `.ts` entry: the project's `tsx` or `ts-node`, else `tsx`
     /// (the launcher then says that one is needed).
     pub fn loader(&self) -> &'static str {

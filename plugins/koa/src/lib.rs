@@ -11,7 +11,8 @@
 //! `listen` of an HTTP server onto the preview's port, so `app.listen(3000)` comes up where
 //! previewd probes. The launcher reports running routes for Express only, so the endpoints of a
 //! Koa preview are the static ones. Dependencies are installed by the host from `package.json`
-//! and its lockfile.
+//! and its lockfile. A package with Prisma migrations gets `prisma migrate deploy` as its plan's
+//! `migrate`.
 //!
 //! # Layout
 //! - this file: the plugin, detection, the launch plan and where the entry is looked for.
@@ -112,7 +113,7 @@ impl RuntimePlugin for KoaPlugin {
 
     fn launch_plan(&self, project: &Project, port: u16) -> Result<LaunchPlan, PluginError> {
         let app = found(project)?.ok_or_else(|| no_entrypoint(LOOKS_FOR))?;
-        app.launch_plan(port, LOOKS_FOR, PRELOAD)
+        app.launch_plan(project, port, LOOKS_FOR, PRELOAD)
     }
 
     fn routes(&self, project: &Project) -> Result<Vec<Endpoint>, PluginError> {

@@ -64,6 +64,33 @@ fn no_entry() {
     );
 }
 
+/// A Koa package with Prisma migrations: `"migrate": true` runs `prisma migrate deploy`,
+/// pointed at a multi-file schema folder.
+#[test]
+fn prisma_migrations() {
+    let (_dir, p) = temp_project(&[
+        (
+            "package.json",
+            br#"{"dependencies": {"koa": "^3", "@prisma/client": "7"}, "devDependencies": {"prisma": "7"}}"#,
+        ),
+        ("index.js", b"const Koa = require('koa');\nnew Koa().listen(3000);\n"),
+        ("prisma/schema.prisma", b"datasource db {\n  provider = \"postgresql\"\n}\n"),
+        ("prisma/models/item.prisma", b"model Item {\n  id Int @id\n}\n"),
+        ("prisma/migrations/0_init/migration.sql", b"CREATE TABLE x ();\n"),
+    ]);
+    let plan = KoaPlugin.launch_plan(&p, 3001).unwrap();
+    assert_eq!(
+        plan.migrate,
+        [
+            "node_modules/prisma/build/index.js",
+            "migrate",
+            "deploy",
+            "--schema",
+            "prisma"
+        ]
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
