@@ -144,6 +144,14 @@ pub struct Config {
     /// its preview expires. Unset: projects get a SQLite file where their library runs on it.
     #[arg(long, env = "PREVIEWD_POSTGRES_URL", hide_env_values = true)]
     pub postgres_url: Option<String>,
+
+    /// A MongoDB server for previews that want one (`mongodb://admin:secret@host:27017/admin`,
+    /// or `mongodb+srv://`): an admin connection allowed to manage users and drop databases
+    /// (`root`, or `userAdminAnyDatabase` with `dbAdminAnyDatabase`). Each such generation gets
+    /// a database and a user of its own, a new password at every launch, dropped with the
+    /// generation or when its preview expires. Unset: projects on MongoDB get no database.
+    #[arg(long, env = "PREVIEWD_MONGODB_URL", hide_env_values = true)]
+    pub mongodb_url: Option<String>,
 }
 
 impl Config {

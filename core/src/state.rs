@@ -136,8 +136,11 @@ impl AppState {
             registry.names().join(", "),
             registry.refused().len()
         );
-        let databases =
-            Databases::new(config.postgres_url.as_deref()).map_err(OpenError::Databases)?;
+        let databases = Databases::new(
+            config.postgres_url.as_deref(),
+            config.mongodb_url.as_deref(),
+        )
+        .map_err(OpenError::Databases)?;
         let supervisor = Supervisor::start(SupervisorParts {
             databases,
             limits,

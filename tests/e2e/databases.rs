@@ -8,6 +8,8 @@
 //! committed migration, `GET /items/`, `POST /items/new/`, and `GET /connection/`, which
 //! answers with the credentials the app was given so a test can try them elsewhere) and
 //! `tests/fixtures/db-sqlalchemy` (Flask + SQLAlchemy, `GET|POST /items`, `GET /database`).
+//!
+//! MongoDB, on a real server when one can be had, is in [`mongo`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +21,9 @@ use previewd_e2e::{Answer, Client, TestServer};
 use serde_json::{json, Value};
 
 use crate::LAUNCH_LIMIT;
+
+/// A MongoDB database per preview.
+mod mongo;
 
 /// How long the core may take to drop a database after its generation is deleted.
 const DROP_LIMIT: Duration = Duration::from_secs(30);

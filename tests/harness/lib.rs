@@ -8,6 +8,7 @@ pub mod external;
 pub mod fixture_runs;
 pub mod fleet;
 pub mod log_lines;
+pub mod mongo;
 pub mod parity;
 pub mod pids;
 pub mod postgres;

@@ -12,13 +12,12 @@
 //! `postgres` system user (which Debian's package creates) through `runuser`, in a folder
 //! owned by it. SQL from the tests goes through `psql` ([`Postgres::admin_sql`], [`sql_as`]).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::setup::{apt_install, run};
+use crate::setup::{apt_install, clean_up_at_exit, free_port, random_hex, run};
 
 /// The admin role previewd is given.
 pub const ADMIN_ROLE: &str = "previewd_admin";
@@ -201,27 +200,6 @@ fn pg_command(bin: &Path, tool: &str, cwd: &Path) -> Command {
     command
 }
 
-/// A random hex string of `bytes` random bytes.
-fn random_hex(bytes: usize) -> String {
-    use std::io::Read;
-    let mut buf = vec![0u8; bytes];
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .expect("/dev/urandom");
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A port of [`PORTS`] nothing listens on now, starting at a place of this process's own (so
-/// parallel test processes rarely try the same one) and moving on by `attempt`.
-fn free_port(attempt: u16) -> u16 {
-    let span = PORTS.end - PORTS.start;
-    let first = (std::process::id() as u16).wrapping_mul(37) % span;
-    (0..span)
-        .map(|i| PORTS.start + (first + attempt * 7 + i) % span)
-        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
-        .expect("a free port in 33000-33999")
-}
-
 /// Initialises and starts the cluster, creates the admin role, and arranges its stop.
 fn start() -> Postgres {
     let started = Instant::now();
@@ -265,7 +243,7 @@ fn start() -> Postgres {
     let mut port = None;
     let mut failures = Vec::new();
     for attempt in 0..PORT_ATTEMPTS {
-        let candidate = free_port(attempt);
+        let candidate = free_port(PORTS, attempt);
         let mut pg_ctl = pg_command(&bin, "pg_ctl", &root);
         pg_ctl.arg("-D").arg(&data).arg("-l").arg(&log).args([
             "-w",
@@ -324,12 +302,7 @@ fn start() -> Postgres {
     server
 }
 
-/// The shell command stopping the cluster at once and removing its folder.
-static STOP_SCRIPT: OnceLock<String> = OnceLock::new();
-
-/// Stops the cluster when this process ends: an `atexit` handler for normal exits, and a
-/// watchdog in a session of its own (so a Ctrl-C to the test's process group spares it) for
-/// any other end, polling this process every second.
+/// Stops the cluster at once and removes its folder when this process ends.
 fn arrange_stop(bin: &Path, data: &Path, root: &Path) {
     let as_owner = if is_root() {
         format!("runuser -u {SYSTEM_USER} -- ")
@@ -342,40 +315,7 @@ fn arrange_stop(bin: &Path, data: &Path, root: &Path) {
         data.display(),
         root.display()
     );
-    let _ = STOP_SCRIPT.set(script.clone());
-
-    extern "C" fn stop_at_exit() {
-        if let Some(script) = STOP_SCRIPT.get() {
-            let _ = Command::new("sh")
-                .args(["-c", script])
-                .current_dir("/")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-    // SAFETY: registers a plain function without arguments, which is all atexit needs.
-    unsafe {
-        nix::libc::atexit(stop_at_exit);
-    }
-
-    let watchdog = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-         [ -d '{root}' ] && {{ {script}; }}",
-        pid = std::process::id(),
-        root = root.display()
-    );
-    let spawned = Command::new("setsid")
-        .args(["sh", "-c", &watchdog])
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    if let Err(err) = spawned {
-        eprintln!("no watchdog for the PostgreSQL cluster (it stops at a normal exit): {err}");
-    }
+    clean_up_at_exit("the PostgreSQL cluster", root, script);
 }
 
 /// How long a test waits for something the core does in the background with the cluster

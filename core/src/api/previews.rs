@@ -473,7 +473,8 @@ pub struct DatabaseInfo {
     /// Why previewd thinks so, naming the files.
     pub reason: String,
     /// Where the preview's database is: `sqlite` (a file in its working dir), `postgresql` (a
-    /// database and role of its own on the server previewd is given) or `none`.
+    /// database and role of its own on the PostgreSQL server previewd is given), `mongodb` (a
+    /// database and user of its own on the MongoDB server previewd is given) or `none`.
     pub provider: String,
     /// The provider in words (never credentials).
     pub provider_detail: String,

@@ -4,15 +4,19 @@
 //! What a project expects comes from its files ([`detect`]). By default (nothing else running)
 //! a project on a library that runs on SQLite gets a SQLite file in its working dir; a project
 //! that wants PostgreSQL gets a database and role of its own on the server `--postgres-url`
-//! names. Either way the variables the project reads (`DATABASE_URL` unless it reads another)
-//! are set to a URL in the form its library expects. A generation keeps its database across
-//! relaunches; it goes when the generation is deleted or its preview expires.
+//! names; a project that wants MongoDB gets a database and user of its own on the server
+//! `--mongodb-url` names. Either way the variables the project reads (`DATABASE_URL`,
+//! `MONGO_URL`, ... whichever it reads) are set to a URL in the form its library expects. A
+//! generation keeps its database across relaunches; it goes when the generation is deleted or
+//! its preview expires.
 //!
 //! # Layout
 //! - [`detect`]: what a project expects, from its files.
 //! - `postgres`: databases and roles on a PostgreSQL server.
+//! - `mongo`: databases and users on a MongoDB server.
 
 pub mod detect;
+mod mongo;
 mod postgres;
 
 use std::collections::BTreeMap;
@@ -23,12 +27,16 @@ pub use detect::{DatabaseNeed, Wants};
 /// The SQLite file of a preview, in its working dir.
 pub const SQLITE_FILE: &str = "previewd.sqlite3";
 
+/// Length of the random passwords handed to previews.
+const PASSWORD_LENGTH: usize = 32;
+
 /// Where a preview's database is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     Sqlite,
     Postgresql,
+    Mongodb,
     /// Nothing: the project wants what this previewd cannot give (said why).
     None,
 }
@@ -38,6 +46,7 @@ impl Provider {
         match self {
             Provider::Sqlite => "sqlite",
             Provider::Postgresql => "postgresql",
+            Provider::Mongodb => "mongodb",
             Provider::None => "none",
         }
     }
@@ -55,48 +64,67 @@ pub struct Provided {
 #[derive(Clone, Default)]
 pub struct Databases {
     postgres: Option<postgres::Server>,
+    mongo: Option<mongo::Server>,
 }
 
 impl Databases {
-    /// With a PostgreSQL server when `postgres_url` names one.
-    pub fn new(postgres_url: Option<&str>) -> Result<Databases, String> {
+    /// With a PostgreSQL server when `postgres_url` names one, a MongoDB server when
+    /// `mongodb_url` does.
+    pub fn new(postgres_url: Option<&str>, mongodb_url: Option<&str>) -> Result<Databases, String> {
         Ok(Databases {
             postgres: postgres_url.map(postgres::Server::parse).transpose()?,
+            mongo: mongodb_url.map(mongo::Server::parse).transpose()?,
         })
     }
 
     /// Where a project with `need` gets its database, and why.
     pub fn provider(&self, need: &DatabaseNeed) -> (Provider, String) {
-        match (need.wants, &self.postgres) {
-            (Wants::Postgres, Some(server)) => (
+        match need.wants {
+            Wants::Postgres => self.postgres_provider(need),
+            Wants::Mongo => self.mongo_provider(need),
+            Wants::Sql => (
+                Provider::Sqlite,
+                format!("a SQLite file ({SQLITE_FILE}) in its working dir"),
+            ),
+        }
+    }
+
+    fn postgres_provider(&self, need: &DatabaseNeed) -> (Provider, String) {
+        match &self.postgres {
+            Some(server) => (
                 Provider::Postgresql,
                 format!(
                     "a PostgreSQL database of its own on {}",
                     server.describe()
                 ),
             ),
-            (Wants::Postgres, None) if runs_on_sqlite(&need.library) => (
+            None if runs_on_sqlite(&need.library) => (
                 Provider::Sqlite,
                 format!(
                     "a SQLite file ({SQLITE_FILE}) in its working dir: it wants PostgreSQL, which previewd gets with --postgres-url, and {} runs on SQLite too",
                     need.library
                 ),
             ),
-            (Wants::Postgres, None) => (
+            None => (
                 Provider::None,
                 format!(
                     "none: {} needs PostgreSQL; start previewd with --postgres-url to give it one",
                     need.library
                 ),
             ),
-            (Wants::Sql, _) => (
-                Provider::Sqlite,
-                format!("a SQLite file ({SQLITE_FILE}) in its working dir"),
+        }
+    }
+
+    fn mongo_provider(&self, need: &DatabaseNeed) -> (Provider, String) {
+        match &self.mongo {
+            Some(server) => (
+                Provider::Mongodb,
+                format!("a MongoDB database of its own on {}", server.describe()),
             ),
-            (Wants::Mongo, _) => (
+            None => (
                 Provider::None,
                 format!(
-                    "none: {} needs MongoDB, which previewd does not provide yet",
+                    "none: {} needs MongoDB; start previewd with --mongodb-url to give it one",
                     need.library
                 ),
             ),
@@ -111,12 +139,13 @@ impl Databases {
         work_dir: &Path,
     ) -> Result<Option<Provided>, String> {
         let (provider, what) = self.provider(need);
-        let url = match (provider, &self.postgres) {
-            (Provider::Postgresql, Some(server)) => {
-                let made = server.ensure(&database_name(generation_id)).await?;
-                server.url(postgres_scheme(need), &made)
+        let name = database_name(generation_id);
+        let url = match (provider, &self.postgres, &self.mongo) {
+            (Provider::Postgresql, Some(server), _) => {
+                server.url(postgres_scheme(need), &server.ensure(&name).await?)
             }
-            (Provider::Sqlite, _) => sqlite_url(need, &work_dir.join(SQLITE_FILE)),
+            (Provider::Mongodb, _, Some(server)) => server.url(&server.ensure(&name).await?),
+            (Provider::Sqlite, _, _) => sqlite_url(need, &work_dir.join(SQLITE_FILE)),
             _ => return Ok(None),
         };
         Ok(Some(Provided {
@@ -134,13 +163,26 @@ impl Databases {
         }))
     }
 
-    /// Drops the PostgreSQL database and role of `generation_id`, if there are any (a SQLite
-    /// file goes with the generation's folder); whether it had one.
+    /// Drops the PostgreSQL database and role and the MongoDB database and user of
+    /// `generation_id`, if there are any (a SQLite file goes with the generation's folder);
+    /// whether it had one. Both servers are tried even when one fails.
     pub async fn drop_generation(&self, generation_id: &str) -> Result<bool, String> {
-        match &self.postgres {
-            Some(server) => server.drop(&database_name(generation_id)).await,
-            None => Ok(false),
-        }
+        let name = database_name(generation_id);
+        let (postgres, mongo) = tokio::join!(
+            async {
+                match &self.postgres {
+                    Some(server) => server.drop(&name).await,
+                    None => Ok(false),
+                }
+            },
+            async {
+                match &self.mongo {
+                    Some(server) => server.drop(&name).await,
+                    None => Ok(false),
+                }
+            },
+        );
+        Ok(postgres? | mongo?)
     }
 }
 
@@ -158,6 +200,12 @@ pub fn database_name(generation_id: &str) -> String {
         .map(|c| c.to_ascii_lowercase())
         .collect();
     format!("previewd_{id}")
+}
+
+/// A random password of [`PASSWORD_LENGTH`] letters and digits (nothing a URL must encode).
+fn random_password() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LENGTH)
 }
 
 /// Libraries that run on SQLite as well.
@@ -257,7 +305,7 @@ mod tests {
         let (provider, why) = databases.provider(&need(Wants::Postgres, "asyncpg", None));
         assert_eq!(provider, Provider::None);
         assert!(why.contains("--postgres-url"), "{why}");
-        let with_server = Databases::new(Some("postgres://a:b@127.0.0.1/postgres")).unwrap();
+        let with_server = Databases::new(Some("postgres://a:b@127.0.0.1/postgres"), None).unwrap();
         let (provider, why) = with_server.provider(&need(Wants::Postgres, "django", None));
         assert_eq!(provider, Provider::Postgresql);
         assert!(!why.contains(":b@"), "{why}");
@@ -269,6 +317,56 @@ mod tests {
             postgres_scheme(&need(Wants::Postgres, "sqlalchemy", Some("asyncpg"))),
             "postgresql+asyncpg"
         );
+    }
+
+    #[test]
+    fn mongo_goes_to_the_mongodb_server_or_says_how_to_get_one() {
+        let mut wanted = need(Wants::Mongo, "pymongo", None);
+        wanted.variables = vec!["MONGO_URL".into()];
+        let (provider, why) = Databases::default().provider(&wanted);
+        assert_eq!(provider, Provider::None);
+        assert!(why.contains("--mongodb-url"), "{why}");
+        assert!(why.contains("pymongo"), "{why}");
+
+        let with_mongo =
+            Databases::new(None, Some("mongodb://root:secret@127.0.0.1:27017/admin")).unwrap();
+        let (provider, why) = with_mongo.provider(&wanted);
+        assert_eq!(provider, Provider::Mongodb);
+        assert_eq!(provider.as_str(), "mongodb");
+        assert_eq!(why, "a MongoDB database of its own on 127.0.0.1:27017");
+        // The MongoDB server changes nothing for relational projects.
+        let (provider, _) = with_mongo.provider(&need(Wants::Postgres, "asyncpg", None));
+        assert_eq!(provider, Provider::None);
+        let (provider, _) = with_mongo.provider(&need(Wants::Sql, "sqlalchemy", None));
+        assert_eq!(provider, Provider::Sqlite);
+    }
+
+    #[test]
+    fn a_bad_mongodb_url_stops_start_up_with_the_flag_named() {
+        let err = Databases::new(None, Some("mongo://root:secret@db"))
+            .err()
+            .unwrap();
+        assert!(err.contains("--mongodb-url"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    /// Without a server for it, nothing is provided and nothing is contacted.
+    #[tokio::test]
+    async fn mongo_without_a_server_provides_nothing() {
+        let provided = Databases::default()
+            .provide("g1", &need(Wants::Mongo, "mongoose", None), Path::new("/p"))
+            .await
+            .unwrap();
+        assert!(provided.is_none());
+        assert!(!Databases::default().drop_generation("g1").await.unwrap());
+    }
+
+    #[test]
+    fn passwords_are_long_and_plain() {
+        let password = random_password();
+        assert_eq!(password.len(), PASSWORD_LENGTH);
+        assert!(password.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(password, random_password());
     }
 
     #[test]

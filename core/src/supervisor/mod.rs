@@ -1047,7 +1047,8 @@ impl PreviewRun {
         }
     }
 
-    /// Drops the generation's PostgreSQL database, if it has one (an expired preview's).
+    /// Drops the generation's PostgreSQL or MongoDB database, if it has one (an expired
+    /// preview's).
     async fn drop_database(&self) {
         let generation_id = self.running.record().generation_id;
         match self

@@ -453,7 +453,8 @@ export interface components {
             reason: string;
             /**
              * @description Where the preview's database is: `sqlite` (a file in its working dir), `postgresql` (a
-             *     database and role of its own on the server previewd is given) or `none`.
+             *     database and role of its own on the PostgreSQL server previewd is given), `mongodb` (a
+             *     database and user of its own on the MongoDB server previewd is given) or `none`.
              */
             provider: string;
             /** @description The provider in words (never credentials). */
