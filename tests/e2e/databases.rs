@@ -7,7 +7,10 @@
 //! Fixtures: `tests/fixtures/db-django` (settings parse `DATABASE_URL`, model `Item(name)`, a
 //! committed migration, `GET /items/`, `POST /items/new/`, and `GET /connection/`, which
 //! answers with the credentials the app was given so a test can try them elsewhere) and
-//! `tests/fixtures/db-sqlalchemy` (Flask + SQLAlchemy, `GET|POST /items`, `GET /database`).
+//! `tests/fixtures/db-sqlalchemy` (Flask + SQLAlchemy, `GET|POST /items`, `GET /database`),
+//! `tests/fixtures/db-alembic` (Flask whose only table comes from its Alembic migration) and
+//! `tests/fixtures/db-prisma` (Express + Prisma 7 on the pg driver adapter: the client
+//! generated at install, `GET|POST /items`, `GET /database`).
 //!
 //! MongoDB, on a real server when one can be had, is in [`mongo`].
 
@@ -115,16 +118,9 @@ async fn item_names(client: &Client, generation: &str, session: &str, path: &str
         .collect()
 }
 
-/// Creates an item in the Django app.
-async fn django_create(client: &Client, generation: &str, session: &str, name: &str) {
-    let created = post_json(
-        client,
-        generation,
-        session,
-        "/items/new/",
-        json!({"name": name}),
-    )
-    .await;
+/// Creates item `name` with `POST path` and checks the app's answer names it.
+async fn create_item(client: &Client, generation: &str, session: &str, path: &str, name: &str) {
+    let created = post_json(client, generation, session, path, json!({"name": name})).await;
     assert_eq!(created["name"], name, "{created}");
 }
 
@@ -251,7 +247,14 @@ async fn django_migrates_and_keeps_rows_in_its_own_postgres_database() {
     assert_eq!(connection["host"], "127.0.0.1", "{connection}");
     assert_eq!(connection["port"], pg.port.to_string(), "{connection}");
 
-    django_create(&client, &generation, &launched.session, "first item").await;
+    create_item(
+        &client,
+        &generation,
+        &launched.session,
+        "/items/new/",
+        "first item",
+    )
+    .await;
     assert_eq!(
         item_names(&client, &generation, &launched.session, "/items/").await,
         ["first item"]
@@ -299,8 +302,8 @@ async fn two_generations_cannot_see_each_others_data() {
 
     let launched_a = launch(&client, &a, true).await;
     let launched_b = launch(&client, &b, true).await;
-    django_create(&client, &a, &launched_a.session, "from a").await;
-    django_create(&client, &b, &launched_b.session, "from b").await;
+    create_item(&client, &a, &launched_a.session, "/items/new/", "from a").await;
+    create_item(&client, &b, &launched_b.session, "/items/new/", "from b").await;
     assert_eq!(
         item_names(&client, &a, &launched_a.session, "/items/").await,
         ["from a"]
@@ -356,11 +359,11 @@ async fn two_generations_cannot_see_each_others_data() {
         .as_str()
         .unwrap_or_else(|| panic!("no password in {connection_a}"));
     let own = sql_as(
-        &pg.url_for(&db_a, &encode(password_a), &db_a),
+        &pg.url_for(&db_a, password_a, &db_a),
         "SELECT count(*) FROM items_item",
     );
     assert_eq!(own.as_deref(), Ok("1"), "A on its own database");
-    let trespass = sql_as(&pg.url_for(&db_a, &encode(password_a), &db_b), "SELECT 1");
+    let trespass = sql_as(&pg.url_for(&db_a, password_a, &db_b), "SELECT 1");
     let refusal = trespass.expect_err("A's role connected to B's database");
     assert!(
         refusal.contains("permission denied for database"),
@@ -381,7 +384,7 @@ async fn deleting_the_generation_drops_its_database_and_role() {
     let database = database_of(&generation);
 
     let first = launch(&client, &generation, true).await;
-    django_create(&client, &generation, &first.session, "kept").await;
+    create_item(&client, &generation, &first.session, "/items/new/", "kept").await;
     let first_password = django_connection(&client, &generation, &first.session).await["password"]
         .as_str()
         .expect("password")
@@ -411,7 +414,7 @@ async fn deleting_the_generation_drops_its_database_and_role() {
         "a fresh password per launch"
     );
     let old = sql_as(
-        &pg.url_for(&database, &encode(&first_password), &database),
+        &pg.url_for(&database, &first_password, &database),
         "SELECT 1",
     );
     assert!(old.is_err(), "the previous launch's password still works");
@@ -448,7 +451,14 @@ async fn an_idle_timeout_drops_the_database() {
     let database = database_of(&generation);
 
     let launched = launch(&client, &generation, true).await;
-    django_create(&client, &generation, &launched.session, "short-lived").await;
+    create_item(
+        &client,
+        &generation,
+        &launched.session,
+        "/items/new/",
+        "short-lived",
+    )
+    .await;
     assert!(pg.database_exists(&database) && pg.role_exists(&database));
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -513,15 +523,7 @@ async fn sqlalchemy_app_runs_on_embedded_sqlite_and_keeps_rows() {
         "an absolute sqlite://// URL to previewd.sqlite3 in the working dir"
     );
     for name in ["one", "two"] {
-        let created = post_json(
-            &client,
-            &generation,
-            &first.session,
-            "/items",
-            json!({"name": name}),
-        )
-        .await;
-        assert_eq!(created["name"], name, "{created}");
+        create_item(&client, &generation, &first.session, "/items", name).await;
     }
     assert_eq!(
         item_names(&client, &generation, &first.session, "/items").await,
@@ -585,7 +587,14 @@ async fn django_without_a_postgres_server_falls_back_to_sqlite() {
             .is_some_and(|n| n.starts_with('/') && n.ends_with("/previewd.sqlite3")),
         "{connection}"
     );
-    django_create(&client, &generation, &launched.session, "on sqlite").await;
+    create_item(
+        &client,
+        &generation,
+        &launched.session,
+        "/items/new/",
+        "on sqlite",
+    )
+    .await;
     assert_eq!(
         item_names(&client, &generation, &launched.session, "/items/").await,
         ["on sqlite"]
@@ -692,18 +701,6 @@ async fn config_shows_the_database_and_nothing_shows_the_password() {
     server.stop().await;
 }
 
-/// `text` percent-encoded for the userinfo of a URL (unreserved characters kept).
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// A Flask project with an `alembic.ini`: `"migrate": true` runs `alembic upgrade head` on its
 /// embedded SQLite database before the app starts, its output in the log; the table only the
 /// migration makes then serves rows.
@@ -733,14 +730,7 @@ async fn alembic_migrations_run_before_the_app() {
         "{text}"
     );
     assert_eq!(log[upgrade].stream, "system", "{text}");
-    post_json(
-        &client,
-        &generation,
-        &launched.session,
-        "/items",
-        json!({"name": "one"}),
-    )
-    .await;
+    create_item(&client, &generation, &launched.session, "/items", "one").await;
     assert_eq!(
         item_names(&client, &generation, &launched.session, "/items").await,
         ["one"]
@@ -798,15 +788,7 @@ async fn prisma_client_is_generated_at_install_and_serves_rows_from_postgres() {
     eprintln!("generate: {}", log[done].line);
 
     for name in ["one", "two"] {
-        let created = post_json(
-            &client,
-            &generation,
-            &launched.session,
-            "/items",
-            json!({"name": name}),
-        )
-        .await;
-        assert_eq!(created["name"], name, "{created}");
+        create_item(&client, &generation, &launched.session, "/items", name).await;
     }
     assert_eq!(
         item_names(&client, &generation, &launched.session, "/items").await,

@@ -17,6 +17,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+
 use crate::setup::{apt_install, clean_up_at_exit, free_port, random_hex, run};
 
 /// The admin role previewd is given.
@@ -56,8 +58,10 @@ pub fn server() -> &'static Postgres {
 }
 
 impl Postgres {
-    /// A `postgres://` URL of this cluster for `role`:`password` and `database`.
+    /// A `postgres://` URL of this cluster for `role`:`password` (percent-encoded here) and
+    /// `database`.
     pub fn url_for(&self, role: &str, password: &str, database: &str) -> String {
+        let password = utf8_percent_encode(password, NON_ALPHANUMERIC);
         format!(
             "postgres://{role}:{password}@127.0.0.1:{}/{database}",
             self.port

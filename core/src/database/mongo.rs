@@ -13,6 +13,7 @@ use mongodb::bson::{doc, Document};
 use mongodb::error::{Error, ErrorKind};
 use mongodb::options::{ClientOptions, ConnectionString};
 use mongodb::{Client, Database};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 /// How long previewd waits to reach the server (server selection, connecting), so a dead
 /// server fails a launch with a clear error instead of holding it.
@@ -171,7 +172,7 @@ impl Server {
         format!(
             "{}://{name}:{}@{}/{name}?{}",
             self.scheme,
-            encode_userinfo(password),
+            utf8_percent_encode(password, NON_ALPHANUMERIC),
             self.hosts,
             options.join("&")
         )
@@ -230,18 +231,6 @@ fn parse_error(err: &Error) -> String {
         ErrorKind::InvalidArgument { message, .. } => message.clone(),
         _ => err.to_string(),
     }
-}
-
-/// `text` percent-encoded for the userinfo of a URL (unreserved characters kept).
-fn encode_userinfo(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

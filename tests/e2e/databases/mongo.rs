@@ -15,7 +15,8 @@ use previewd_e2e::{Client, TestServer};
 use serde_json::{json, Value};
 
 use super::{
-    config_database, database_of, item_names, launch, log_text, post_json, system_lines, DROP_LIMIT,
+    config_database, create_item, database_of, item_names, launch, log_text, system_lines,
+    DROP_LIMIT,
 };
 
 /// The process's MongoDB server, or `None` after saying why `test` is skipped.
@@ -36,12 +37,6 @@ async fn mongo_or_skip(test: &str) -> Option<&'static Mongo> {
 async fn server_with_mongo(mongo: &Mongo) -> TestServer {
     let url = mongo.url.clone();
     TestServer::start_with(move |c| c.mongodb_url = Some(url)).await
-}
-
-/// Creates an item through the app.
-async fn create(client: &Client, generation: &str, session: &str, name: &str) {
-    let created = post_json(client, generation, session, "/items", json!({"name": name})).await;
-    assert_eq!(created["name"], name, "{created}");
 }
 
 /// What the app was given: `/connection`.
@@ -85,8 +80,8 @@ async fn mongo_apps_get_a_database_and_user_of_their_own() {
 
     let launched_a = launch(&client, &a, false).await;
     let launched_b = launch(&client, &b, false).await;
-    create(&client, &a, &launched_a.session, "from a").await;
-    create(&client, &b, &launched_b.session, "from b").await;
+    create_item(&client, &a, &launched_a.session, "/items", "from a").await;
+    create_item(&client, &b, &launched_b.session, "/items", "from b").await;
     assert_eq!(
         item_names(&client, &a, &launched_a.session, "/items").await,
         ["from a"]
@@ -157,7 +152,7 @@ async fn deleting_the_generation_drops_its_mongo_database_and_user() {
     let database = database_of(&generation);
 
     let first = launch(&client, &generation, false).await;
-    create(&client, &generation, &first.session, "kept").await;
+    create_item(&client, &generation, &first.session, "/items", "kept").await;
     let first_url = url_of(&connection(&client, &generation, &first.session).await);
     assert!(mongo.database_exists(&database).await);
 
