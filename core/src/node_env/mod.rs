@@ -14,24 +14,15 @@
 //! (packages that must compile native code in a postinstall script will not work), and without
 //! audit or funding requests. Projects with no dependencies install nothing.
 //!
-//! Prisma's client is generated code, which `@prisma/client`'s own postinstall script would make
-//! and `--ignore-scripts` skips. So when the package depends on `@prisma/client` or `prisma`
-//! and has a schema (found as `previewd_plugin_javascript::prisma` finds it), its `.prisma`
-//! files are copied into the build at the same relative paths and `node
-//! node_modules/prisma/build/index.js generate --schema <schema>` runs there after npm: the
-//! generated client (`node_modules/.prisma/client`) and the engines Prisma downloads become part
-//! of the cached install, made host side because `node_modules` is read-only in the sandbox.
-//! The schema's text is part of the key, and so are previewd's own `PRISMA_*` variables
-//! (`PRISMA_ENGINES_MIRROR`, `PRISMA_SCHEMA_ENGINE_BINARY`, ...: how operators run Prisma on
-//! offline hosts), which the generate command is given. A generator writing outside
-//! `node_modules` (`output = "../generated"`) writes into the build folder too, and that tree is
-//! copied into the project's working dir at every link, replacing what is there, so the app
-//! imports it where its schema says; outputs leaving the package folder are refused.
+//! When the package uses Prisma, its client is generated into the install too, since
+//! `--ignore-scripts` skips the script that would make it: see the `prisma` submodule.
 //!
 //! As for Python envs, builds go into `<cache>/<key>.partial-<random>` and are renamed into
 //! place only when complete (with a ready marker), so a crash or a timeout never leaves a
 //! half-built install in use, and a tokio mutex per key makes concurrent launches wait for a
 //! single build. Every step is reported as a line through the caller's `progress`.
+
+mod prisma;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -39,14 +30,12 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use previewd_plugin_api::project::normalize;
-use previewd_plugin_api::Project;
-use previewd_plugin_javascript::prisma::{self, PrismaSchema};
 use sha2::{Digest, Sha256};
-
-use crate::install_step::{self, StepError};
 use tokio::process::Command;
 use tokio::sync::OnceCell;
+
+use crate::install_step::{self, StepError};
+use prisma::{PrismaInput, PRISMA_ENV_PREFIX};
 
 /// Bumped when the layout of a cached install changes, so older ones are not reused.
 const KEY_SCHEME: &str = "previewd-node-env-v1";
@@ -58,16 +47,6 @@ const LOCKFILES: &[&str] = &["package-lock.json", "npm-shrinkwrap.json"];
 const DEPENDENCY_SECTIONS: &[&str] = &["dependencies", "devDependencies", "optionalDependencies"];
 /// How long an install may run unless [`NodeEnvs::install_timeout`] says otherwise.
 const DEFAULT_INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
-/// The dependencies that make a package generate a Prisma client.
-const PRISMA_PACKAGES: &[&str] = &["@prisma/client", "prisma"];
-/// The prefix of the environment variables Prisma's CLI reads, passed on to `prisma generate`.
-const PRISMA_ENV_PREFIX: &str = "PRISMA_";
-/// Set for `prisma generate` (previewd's own `PRISMA_*` variables win): no update message and
-/// no telemetry request (the CLI's "checkpoint") from an install.
-const PRISMA_QUIET: &[(&str, &str)] = &[
-    ("CHECKPOINT_DISABLE", "1"),
-    ("PRISMA_HIDE_UPDATE_MESSAGE", "1"),
-];
 
 /// Why a project's `node_modules` could not be provided.
 #[derive(Debug, thiserror::Error)]
@@ -149,73 +128,6 @@ struct InstallInput {
     prisma: Option<PrismaInput>,
 }
 
-/// What `prisma generate` is run on, read from the package folder.
-#[derive(Debug, Clone, PartialEq)]
-struct PrismaInput {
-    /// The schema file or folder (what `--schema` is given), relative to the package folder.
-    schema: PathBuf,
-    /// Its `.prisma` files, relative to the package folder, with their text.
-    files: Vec<(PathBuf, String)>,
-    /// Generator outputs outside `node_modules`, relative to the package folder: generated into
-    /// the build, copied into the project.
-    outputs: Vec<PathBuf>,
-    /// previewd's `PRISMA_*` variables, given to the generate command.
-    env: BTreeMap<String, String>,
-}
-
-impl PrismaInput {
-    /// The schema of the package in `dir` whose parsed `package.json` is `manifest`, when it
-    /// depends on Prisma and has one; `env` is previewd's `PRISMA_*` variables.
-    fn read(
-        dir: &Path,
-        manifest: &serde_json::Value,
-        env: &BTreeMap<String, String>,
-    ) -> Result<Option<PrismaInput>, NodeEnvError> {
-        let uses_prisma = PRISMA_PACKAGES.iter().any(|name| {
-            DEPENDENCY_SECTIONS
-                .iter()
-                .any(|section| manifest.get(section).and_then(|d| d.get(name)).is_some())
-        });
-        if !uses_prisma {
-            return Ok(None);
-        }
-        let project = Project::open(dir).map_err(io_error(dir))?;
-        let Some(schema) = PrismaSchema::find(&project, Path::new(""), manifest) else {
-            return Ok(None);
-        };
-        let mut files = Vec::new();
-        let mut outputs = Vec::new();
-        for file in schema.files {
-            let text =
-                std::fs::read_to_string(dir.join(&file)).map_err(io_error(&dir.join(&file)))?;
-            let folder = file.parent().unwrap_or(Path::new(""));
-            for output in prisma::generator_outputs(&text) {
-                let resolved = normalize(&folder.join(&output))
-                    .filter(|p| p.is_relative() && !p.as_os_str().is_empty())
-                    .ok_or_else(|| NodeEnvError::PrismaOutput {
-                        output: output.clone(),
-                        file: file.clone(),
-                    })?;
-                if !resolved.starts_with("node_modules") && !outputs.contains(&resolved) {
-                    outputs.push(resolved);
-                }
-            }
-            files.push((file, text));
-        }
-        Ok(Some(PrismaInput {
-            schema: schema.path,
-            files,
-            outputs,
-            env: env.clone(),
-        }))
-    }
-
-    /// The schema as `--schema` is given it.
-    fn schema_arg(&self) -> String {
-        self.schema.to_string_lossy().into_owned()
-    }
-}
-
 impl InstallInput {
     /// Reads `package.json`, the lockfile beside it and its Prisma schema; `prisma_env` is
     /// previewd's `PRISMA_*` variables.
@@ -286,15 +198,7 @@ impl InstallInput {
             }
         }
         if let Some(prisma) = &self.prisma {
-            feed("prisma-schema", prisma.schema_arg().as_bytes());
-            for (path, text) in &prisma.files {
-                feed("prisma-file", path.to_string_lossy().as_bytes());
-                feed("prisma-text", text.as_bytes());
-            }
-            for (name, value) in &prisma.env {
-                feed("prisma-env", name.as_bytes());
-                feed("prisma-env-value", value.as_bytes());
-            }
+            prisma.feed_key(&mut feed);
         }
         hex::encode(&hasher.finalize()[..16])
     }
@@ -408,14 +312,7 @@ impl NodeEnvs {
         let node_modules = dir.join("node_modules");
         link(&node_modules, &work_dir.join("node_modules")).await?;
         if let Some(prisma) = &input.prisma {
-            for output in &prisma.outputs {
-                if copy_generated(&dir.join(output), work_dir, output).await? {
-                    progress(format!(
-                        "prisma: the client generated into {} is copied into the project",
-                        output.display()
-                    ));
-                }
-            }
+            prisma.copy_outputs(&dir, work_dir, progress).await?;
         }
         Ok(NodeEnv {
             node: node.executable.clone(),
@@ -456,7 +353,10 @@ impl NodeEnvs {
             .await
             .map_err(io_error(&build))?;
         if let Some(prisma) = &input.prisma {
-            self.generate_prisma(prisma, &build, progress).await?;
+            let node = &self.node_info().await?.executable;
+            prisma
+                .generate(&build, node, self.install_timeout, progress)
+                .await?;
         }
         write_file(&build.join(READY_MARKER), "").await?;
         partial.finish().await
@@ -500,66 +400,6 @@ impl NodeEnvs {
                     tail,
                 },
             })
-    }
-
-    /// Runs `prisma generate` in the `build` folder npm installed into, on a copy of the
-    /// schema's files, with previewd's `PRISMA_*` variables; its output to `progress`.
-    async fn generate_prisma(
-        &self,
-        prisma: &PrismaInput,
-        build: &Path,
-        progress: &(dyn Fn(String) + Send + Sync),
-    ) -> Result<(), NodeEnvError> {
-        if !build.join(prisma::CLI).is_file() {
-            progress(format!(
-                "prisma: not generating the client from {}: the package does not depend on \
-                 prisma, the CLI that generates it (add it to devDependencies)",
-                prisma.schema.display()
-            ));
-            return Ok(());
-        }
-        for (path, text) in &prisma.files {
-            let target = build.join(path);
-            if let Some(parent) = target.parent() {
-                tokio::fs::create_dir_all(parent)
-                    .await
-                    .map_err(io_error(parent))?;
-            }
-            write_file(&target, text).await?;
-        }
-        let schema = prisma.schema_arg();
-        progress(format!("prisma: generating the client from {schema}…"));
-        let started = Instant::now();
-        let node = &self.node_info().await?.executable;
-        let mut command = Command::new(node);
-        command.args([prisma::CLI, "generate", "--schema", schema.as_str()]);
-        for (name, value) in PRISMA_QUIET {
-            command.env(name, value);
-        }
-        command.envs(&prisma.env);
-        install_step::run(command, build, self.install_timeout, progress)
-            .await
-            .map_err(|error| match error {
-                StepError::Spawn(source) => NodeEnvError::Spawn {
-                    program: node.display().to_string(),
-                    source,
-                },
-                StepError::Failed { status, tail } => NodeEnvError::PrismaGenerate {
-                    schema: schema.clone(),
-                    status,
-                    tail,
-                },
-                StepError::Timeout { tail } => NodeEnvError::Timeout {
-                    command: format!("prisma generate --schema {schema}"),
-                    seconds: self.install_timeout.as_secs(),
-                    tail,
-                },
-            })?;
-        progress(format!(
-            "prisma: client generated in {:.1} s",
-            started.elapsed().as_secs_f64()
-        ));
-        Ok(())
     }
 
     /// The node executable and its major version, asked once.
@@ -663,65 +503,6 @@ async fn link(target: &Path, link_path: &Path) -> Result<(), NodeEnvError> {
         .map_err(io_error(link_path))
 }
 
-/// Copies the generated tree `source` (in the cached install) to `work_dir/output`, replacing
-/// what is there; whether there was one to copy. `output` is relative and climbs nowhere; a
-/// symbolic link on the way (one the project brought) is refused rather than followed.
-async fn copy_generated(
-    source: &Path,
-    work_dir: &Path,
-    output: &Path,
-) -> Result<bool, NodeEnvError> {
-    if !tokio::fs::metadata(source).await.is_ok_and(|m| m.is_dir()) {
-        return Ok(false);
-    }
-    let target = work_dir.join(output);
-    let mut on_the_way = work_dir.to_path_buf();
-    for component in output.parent().into_iter().flat_map(Path::components) {
-        on_the_way.push(component);
-        if tokio::fs::symlink_metadata(&on_the_way)
-            .await
-            .is_ok_and(|m| m.file_type().is_symlink())
-        {
-            return Err(NodeEnvError::Io {
-                path: on_the_way,
-                source: std::io::Error::other("a symbolic link where the Prisma client goes"),
-            });
-        }
-    }
-    if let Ok(meta) = tokio::fs::symlink_metadata(&target).await {
-        let removed = match meta.is_dir() {
-            true => tokio::fs::remove_dir_all(&target).await,
-            false => tokio::fs::remove_file(&target).await,
-        };
-        removed.map_err(io_error(&target))?;
-    }
-    let (from, to) = (source.to_path_buf(), target.clone());
-    tokio::task::spawn_blocking(move || copy_tree(&from, &to))
-        .await
-        .map_err(|e| NodeEnvError::Io {
-            path: target.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .map_err(io_error(&target))?;
-    Ok(true)
-}
-
-/// Copies the folder `from` to `to` (created), files and folders; symbolic links are skipped.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
 async fn write_file(path: &Path, contents: &str) -> Result<(), NodeEnvError> {
     tokio::fs::write(path, contents)
         .await
@@ -749,7 +530,7 @@ mod tests {
     use super::*;
 
     /// A project folder holding `files`, read as an install input.
-    async fn input(files: &[(&str, &str)]) -> InstallInput {
+    pub(super) async fn input(files: &[(&str, &str)]) -> InstallInput {
         let dir = tempfile::tempdir().unwrap();
         write_files(dir.path(), files);
         InstallInput::read(&dir.path().join("package.json"), &BTreeMap::new())
@@ -757,10 +538,10 @@ mod tests {
             .unwrap()
     }
 
-    const PACKAGE: &str = r#"{"name": "a", "dependencies": {"express": "^4.21.2"}}"#;
+    pub(super) const PACKAGE: &str = r#"{"name": "a", "dependencies": {"express": "^4.21.2"}}"#;
 
     /// Writes `files` (relative paths, folders made) under `dir`.
-    fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    pub(super) fn write_files(dir: &Path, files: &[(&str, &str)]) {
         for (name, text) in files {
             let path = dir.join(name);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -892,283 +673,6 @@ mod tests {
     async fn timed_out_install_leaves_nothing() {
         let (err, left) = failing_install(Duration::from_millis(1)).await;
         assert!(matches!(err, NodeEnvError::Timeout { .. }), "{err}");
-        assert!(left.is_empty(), "{left:?}");
-    }
-
-    const PRISMA_PACKAGE: &str = r#"{"dependencies": {"express": "^5", "@prisma/client": "7.10.0"}, "devDependencies": {"prisma": "7.10.0"}}"#;
-    const LOCK: &str = r#"{"packages": {"": {}, "node_modules/prisma": {}}}"#;
-    const SCHEMA: &str = "generator client {\n  provider = \"prisma-client-js\"\n}\n";
-
-    /// A package using Prisma: its schema is read and is part of the key, so two projects with
-    /// the same lockfile and different schemas never share a generated client; so are the
-    /// `PRISMA_*` variables. Without a Prisma dependency, a schema changes nothing.
-    #[tokio::test]
-    async fn prisma_schema_is_part_of_the_key() {
-        let files = |schema: &'static str| {
-            [
-                ("package.json", PRISMA_PACKAGE),
-                ("package-lock.json", LOCK),
-                ("prisma/schema.prisma", schema),
-            ]
-        };
-        let a = input(&files(SCHEMA)).await;
-        let prisma = a.prisma.as_ref().expect("prisma input");
-        assert_eq!(prisma.schema, Path::new("prisma/schema.prisma"));
-        assert_eq!(prisma.files.len(), 1);
-        assert!(prisma.outputs.is_empty());
-        let same = input(&files(SCHEMA)).await;
-        assert_eq!(a.key("20"), same.key("20"));
-        let other = input(&files("model Item {\n  id Int @id\n}\n")).await;
-        assert_ne!(a.key("20"), other.key("20"), "another schema");
-
-        let mut mirrored = a.clone();
-        mirrored.prisma.as_mut().unwrap().env =
-            BTreeMap::from([("PRISMA_ENGINES_MIRROR".into(), "http://mirror".into())]);
-        assert_ne!(a.key("20"), mirrored.key("20"), "PRISMA_* variables");
-
-        let plain = |schema: &'static str| {
-            [
-                ("package.json", PACKAGE),
-                ("package-lock.json", LOCK),
-                ("prisma/schema.prisma", schema),
-            ]
-        };
-        let x = input(&plain(SCHEMA)).await;
-        assert!(x.prisma.is_none());
-        assert_eq!(x.key("20"), input(&plain("other")).await.key("20"));
-    }
-
-    /// Generator outputs outside node_modules are resolved against their file's folder; one
-    /// leaving the package folder (or absolute) is refused, naming it.
-    #[tokio::test]
-    async fn prisma_generator_outputs() {
-        let schema = "generator a {\n  output = \"../generated/prisma\"\n}\n\
-                      generator b {\n  output = \"../node_modules/.prisma/b\"\n}\n";
-        let read = input(&[
-            ("package.json", PRISMA_PACKAGE),
-            ("prisma/schema.prisma", schema),
-        ])
-        .await;
-        assert_eq!(
-            read.prisma.unwrap().outputs,
-            [Path::new("generated/prisma")]
-        );
-
-        let dir = tempfile::tempdir().unwrap();
-        write_files(
-            dir.path(),
-            &[
-                ("package.json", PRISMA_PACKAGE),
-                (
-                    "prisma/schema.prisma",
-                    "generator a {\n  output = \"../../up\"\n}\n",
-                ),
-                ("other/package.json", PRISMA_PACKAGE),
-                (
-                    "other/schema.prisma",
-                    "generator a {\n  output = \"/tmp/abs\"\n}\n",
-                ),
-            ],
-        );
-        for (package, output) in [
-            ("package.json", "../../up"),
-            ("other/package.json", "/tmp/abs"),
-        ] {
-            let err = InstallInput::read(&dir.path().join(package), &BTreeMap::new())
-                .await
-                .unwrap_err();
-            assert!(matches!(err, NodeEnvError::PrismaOutput { .. }), "{err}");
-            assert!(err.to_string().contains(output), "{err}");
-        }
-    }
-
-    /// A stand-in for the Prisma CLI, as an npm tarball in `dir` (installed offline from a
-    /// `file:` range): `generate --schema S` fails when S says FAIL, else writes
-    /// `node_modules/.prisma/client/index.js` holding its arguments and the `PRISMA_*`
-    /// variables it was given, and `client.js` into the folder of an `output = "..."`.
-    fn fake_prisma(dir: &Path) -> PathBuf {
-        const CLI: &str = r#"
-const fs = require('fs');
-const path = require('path');
-const args = process.argv.slice(2);
-const schema = args[args.indexOf('--schema') + 1];
-const text = fs.readFileSync(schema, 'utf8');
-console.log('Prisma schema loaded from ' + schema);
-if (text.includes('FAIL')) {
-  console.log('Error: the schema is not valid');
-  process.exit(1);
-}
-const env = Object.keys(process.env).filter((k) => k.startsWith('PRISMA_')).sort()
-  .map((k) => k + '=' + process.env[k]);
-fs.mkdirSync('node_modules/.prisma/client', { recursive: true });
-fs.writeFileSync('node_modules/.prisma/client/index.js', JSON.stringify({ args, env }));
-const output = text.match(/output\s*=\s*"([^"]+)"/);
-if (output) {
-  const out = path.join(path.dirname(schema), output[1]);
-  fs.mkdirSync(out, { recursive: true });
-  fs.writeFileSync(path.join(out, 'client.js'), 'generated from ' + schema);
-}
-console.log('Generated Prisma Client (fake)');
-"#;
-        let path = dir.join("prisma-fake.tgz");
-        let file = std::fs::File::create(&path).unwrap();
-        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
-        let mut archive = tar::Builder::new(gz);
-        for (name, text) in [
-            (
-                "package/package.json",
-                r#"{"name": "prisma", "version": "0.0.0"}"#,
-            ),
-            ("package/build/index.js", CLI),
-        ] {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(text.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            archive
-                .append_data(&mut header, name, text.as_bytes())
-                .unwrap();
-        }
-        archive.into_inner().unwrap().finish().unwrap();
-        path
-    }
-
-    /// Node envs in `<cache>/envs`, previewd's environment holding `PRISMA_ENGINES_MIRROR`.
-    fn prisma_envs(cache: &Path) -> NodeEnvs {
-        let mut envs = NodeEnvs::new(cache.join("envs")).unwrap();
-        envs.prisma_env = BTreeMap::from([(
-            "PRISMA_ENGINES_MIRROR".to_string(),
-            "http://mirror.invalid".to_string(),
-        )]);
-        envs
-    }
-
-    /// `ensure` on a project depending on the fake Prisma CLI with `schema` at
-    /// `prisma/schema.prisma`, in a fresh cache, with `PRISMA_ENGINES_MIRROR` set; the result,
-    /// the progress lines, the project folder and the cache.
-    async fn prisma_install(
-        schema: &str,
-    ) -> (
-        Result<NodeEnv, NodeEnvError>,
-        Vec<String>,
-        tempfile::TempDir,
-        tempfile::TempDir,
-    ) {
-        let cache = tempfile::tempdir().unwrap();
-        let project = tempfile::tempdir().unwrap();
-        let tarball = fake_prisma(cache.path());
-        let manifest = format!(
-            r#"{{"devDependencies": {{"prisma": "file:{}"}}}}"#,
-            tarball.display()
-        );
-        write_files(
-            project.path(),
-            &[
-                ("package.json", &manifest),
-                ("prisma/schema.prisma", schema),
-            ],
-        );
-        let envs = prisma_envs(cache.path());
-        let lines = Mutex::new(Vec::new());
-        let progress = |line: String| lines.lock().unwrap().push(line);
-        let env = envs
-            .ensure(
-                &project.path().join("package.json"),
-                project.path(),
-                &progress,
-            )
-            .await;
-        let lines = lines.into_inner().unwrap();
-        (env, lines, project, cache)
-    }
-
-    /// After npm, `prisma generate --schema prisma/schema.prisma` runs in the build on a copy
-    /// of the schema, with previewd's `PRISMA_*` variables, its output as progress lines; the
-    /// client it generates is in the cached node_modules the project links to, and a generator
-    /// output outside node_modules is copied into the project (again at every link, over what
-    /// the project had there).
-    #[tokio::test]
-    async fn prisma_client_is_generated_into_the_install() {
-        let schema =
-            "generator client {\n  provider = \"prisma-client\"\n  output = \"../generated\"\n}\n";
-        let (env, lines, project, cache) = prisma_install(schema).await;
-        let env = env.unwrap_or_else(|e| panic!("{e}\n{lines:#?}"));
-        let node_modules = env.node_modules.expect("node_modules");
-        let client = std::fs::read_to_string(node_modules.join(".prisma/client/index.js")).unwrap();
-        let client: serde_json::Value = serde_json::from_str(&client).unwrap();
-        assert_eq!(
-            client["args"],
-            serde_json::json!(["generate", "--schema", "prisma/schema.prisma"])
-        );
-        let given = client["env"].to_string();
-        assert!(
-            given.contains("PRISMA_ENGINES_MIRROR=http://mirror.invalid"),
-            "{given}"
-        );
-        assert!(given.contains("PRISMA_HIDE_UPDATE_MESSAGE=1"), "{given}");
-        for expected in [
-            "prisma: generating the client from prisma/schema.prisma…",
-            "Generated Prisma Client (fake)",
-            "prisma: the client generated into generated is copied into the project",
-        ] {
-            assert!(
-                lines.iter().any(|l| l == expected),
-                "{expected:?} in {lines:#?}"
-            );
-        }
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with("prisma: client generated in ")),
-            "{lines:#?}"
-        );
-        let copied = project.path().join("generated/client.js");
-        assert_eq!(
-            std::fs::read_to_string(&copied).unwrap(),
-            "generated from prisma/schema.prisma"
-        );
-        assert!(!std::fs::symlink_metadata(project.path().join("generated"))
-            .unwrap()
-            .file_type()
-            .is_symlink());
-
-        // A relink replaces a stale tree the project brought.
-        std::fs::write(&copied, "stale").unwrap();
-        std::fs::write(project.path().join("generated/old.js"), "old").unwrap();
-        let lines = Mutex::new(Vec::new());
-        let progress = |line: String| lines.lock().unwrap().push(line);
-        let again = prisma_envs(cache.path())
-            .ensure(
-                &project.path().join("package.json"),
-                project.path(),
-                &progress,
-            )
-            .await
-            .unwrap();
-        assert!(again.reused, "{:#?}", lines.lock().unwrap());
-        assert_eq!(
-            std::fs::read_to_string(&copied).unwrap(),
-            "generated from prisma/schema.prisma"
-        );
-        assert!(!project.path().join("generated/old.js").exists());
-    }
-
-    /// A failing `prisma generate` fails the install with an error carrying Prisma's last
-    /// lines; nothing is cached.
-    #[tokio::test]
-    async fn failed_prisma_generate_fails_the_install() {
-        let (env, _lines, _project, cache) = prisma_install("FAIL\n").await;
-        let err = env.unwrap_err();
-        assert!(matches!(err, NodeEnvError::PrismaGenerate { .. }), "{err}");
-        let text = err.to_string();
-        assert!(
-            text.contains("prisma generate --schema prisma/schema.prisma"),
-            "{text}"
-        );
-        assert!(text.contains("Error: the schema is not valid"), "{text}");
-        let left: Vec<_> = std::fs::read_dir(cache.path().join("envs"))
-            .unwrap()
-            .collect();
         assert!(left.is_empty(), "{left:?}");
     }
 
