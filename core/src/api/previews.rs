@@ -470,6 +470,11 @@ pub struct DatabaseInfo {
     pub library: String,
     /// The environment variables previewd sets to the database's URL.
     pub variables: Vec<String>,
+    /// The split connection variables the project reads to build its URL itself
+    /// (`POSTGRES_SERVER`, `DB_USER`, ...), which previewd sets to the parts of a PostgreSQL
+    /// database (libpq's `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD` and `PGDATABASE` are set
+    /// too, always); empty for most projects.
+    pub parts: Vec<DatabasePart>,
     /// Why previewd thinks so, naming the files.
     pub reason: String,
     /// Where the preview's database is: `sqlite` (a file in its working dir), `postgresql` (a
@@ -483,12 +488,35 @@ pub struct DatabaseInfo {
 impl Example for DatabaseInfo {
     fn example() -> DatabaseInfo {
         DatabaseInfo {
-            wants: "sql".into(),
-            library: "sqlalchemy".into(),
+            wants: "postgres".into(),
+            library: "sqlmodel".into(),
             variables: vec!["DATABASE_URL".into()],
-            reason: "app/db.py imports sqlalchemy; .env.example names DATABASE_URL".into(),
-            provider: "sqlite".into(),
-            provider_detail: "a SQLite file (previewd.sqlite3) in its working dir".into(),
+            parts: vec![DatabasePart::example()],
+            reason: "app/core/db.py imports sqlmodel; app/core/config.py uses PostgresDsn; \
+                     no database URL variable found, DATABASE_URL assumed; \
+                     app/core/config.py reads POSTGRES_SERVER"
+                .into(),
+            provider: "postgresql".into(),
+            provider_detail: "a PostgreSQL database of its own on 127.0.0.1:5432".into(),
+        }
+    }
+}
+
+/// A split connection variable a project reads, and what previewd puts in it.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct DatabasePart {
+    /// The variable (`POSTGRES_SERVER`, `DB_PASS`, `PGUSER` ...).
+    pub variable: String,
+    /// What it holds: `host`, `port`, `user`, `password` or `database` (the name).
+    pub part: String,
+}
+
+impl Example for DatabasePart {
+    fn example() -> DatabasePart {
+        DatabasePart {
+            variable: "POSTGRES_SERVER".into(),
+            part: "host".into(),
         }
     }
 }
@@ -829,6 +857,14 @@ impl PreviewsApi {
                         wants: need.wants.as_str().into(),
                         library: need.library,
                         variables: need.variables,
+                        parts: need
+                            .parts
+                            .into_iter()
+                            .map(|(variable, part)| DatabasePart {
+                                variable,
+                                part: part.as_str().into(),
+                            })
+                            .collect(),
                         reason: need.reason,
                         provider: provider.as_str().into(),
                         provider_detail,

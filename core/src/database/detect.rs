@@ -5,8 +5,9 @@
 //! a database. This module reads the project's imports, dependency manifests, ORM settings,
 //! `.env` examples and compose files to say what kind of database it wants (any SQL, PostgreSQL
 //! specifically, or MongoDB), which library the URL must be shaped for, which async driver goes
-//! in an SQLAlchemy URL, and which environment variables carry the URL, so the caller can
-//! provision one per generation.
+//! in an SQLAlchemy URL, which environment variables carry the URL, and which split connection
+//! variables (`POSTGRES_SERVER`, `DB_USER`, `PGPASSWORD` ...) it reads to build one itself, so
+//! the caller can provision one per generation.
 //!
 //! It is plain string scanning (plus the TOML and JSON of dependency manifests): nothing is run
 //! and no grammar is parsed. Files over 1 MiB, test folders, `node_modules` and
@@ -18,6 +19,9 @@
 //! driver, URL, Prisma provider, ORM dialect, Django backend or compose image is seen, except
 //! that hints found only outside the code (a listed driver, an example URL, a compose service)
 //! do not outweigh a SQLite database the code hardcodes without reading any URL variable.
+//! Split variables named for PostgreSQL (`POSTGRES_*`, `PG*`) are a PostgreSQL sign too. Only
+//! PostgreSQL will do (no SQLite file may stand in) when the URL is typed pydantic
+//! `PostgresDsn`, or when the project reads split variables and no URL variable at all.
 
 use std::fmt;
 use std::path::Path;
@@ -108,6 +112,22 @@ const READ_CALLS: &[&str] = &[
 /// The variable a URL is put in when the project names none.
 const DEFAULT_VARIABLE: &str = "DATABASE_URL";
 
+/// Words that start a split connection variable's name, before the part (`DB_HOST`,
+/// `POSTGRES_SERVER`); `PG` also without `_`, as libpq's own `PGHOST`.
+const PART_PREFIXES: &[&str] = &["POSTGRES", "POSTGRESQL", "PG", "DB", "DATABASE", "SQL"];
+
+/// The prefixes naming PostgreSQL: their variables are a sign the project wants it.
+const POSTGRES_PREFIXES: &[&str] = &["POSTGRES", "POSTGRESQL", "PG"];
+
+/// Words naming a database that is not the app's own: tests', Prisma's shadow database, caches,
+/// vector stores.
+const OTHER_DATABASE_WORDS: &[&str] = &[
+    "TEST", "TESTS", "TESTING", "SHADOW", "REDIS", "CACHE", "VECTOR",
+];
+
+/// Words naming a server split variables of previewd's never point at (`MYSQL_DB_HOST`).
+const OTHER_SERVER_WORDS: &[&str] = &["MONGO", "MONGODB", "MYSQL", "MARIADB"];
+
 /// What kind of database a project expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -134,6 +154,35 @@ impl Wants {
     }
 }
 
+/// What a split connection variable holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    /// `HOST`, `SERVER`, `HOSTNAME`: a host name or address (for a Unix socket, its folder).
+    Host,
+    /// `PORT`.
+    Port,
+    /// `USER`, `USERNAME`: the role to log in as.
+    User,
+    /// `PASSWORD`, `PASS`, `PWD`.
+    Password,
+    /// `NAME`, `DB`, `DATABASE`, `DBNAME`: the database's name.
+    Database,
+}
+
+impl Part {
+    /// The lowercase name used in API answers (`host`, `port`, `user`, `password`, `database`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Part::Host => "host",
+            Part::Port => "port",
+            Part::User => "user",
+            Part::Password => "password",
+            Part::Database => "database",
+        }
+    }
+}
+
 /// How the project talks to its database.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DatabaseNeed {
@@ -149,6 +198,13 @@ pub struct DatabaseNeed {
     /// never empty (default ["DATABASE_URL"], or ["MONGO_URL"] / ["MONGODB_URI"] for Mongo
     /// when that is what the project reads).
     pub variables: Vec<String>,
+    /// Split connection variables the project reads to build its URL itself (`POSTGRES_SERVER`
+    /// the host, `DB_PASS` the password ...), best first; only for relational needs, empty for
+    /// most projects.
+    pub parts: Vec<(String, Part)>,
+    /// Why no SQLite file may stand in for PostgreSQL, when none may: "app/config.py uses
+    /// PostgresDsn, which takes no SQLite URL". Only when `wants` is Postgres.
+    pub postgres_only: Option<String>,
     /// A sentence a user can check: "app/db.py imports sqlalchemy; .env.example names DATABASE_URL".
     pub reason: String,
 }
@@ -333,6 +389,10 @@ struct Evidence {
     prisma_provider: Option<(String, Clue)>,
     /// Variables that may carry the URL, each with where it was seen.
     variables: Vec<(String, Clue)>,
+    /// Split connection variables, each with where it was seen.
+    parts: Vec<(String, Part, Clue)>,
+    /// Where a URL typed pydantic `PostgresDsn` is, which refuses any other scheme.
+    postgres_dsn: Option<Clue>,
 }
 
 impl Evidence {
@@ -378,10 +438,23 @@ impl Evidence {
     fn reads(&mut self, file: &str, mut names: Vec<(usize, String)>) {
         names.sort();
         for (_, name) in names {
+            let clue = Clue::new(file, Source::Code, format!("reads {name}"));
             if looks_like_database_variable(&name) {
-                let clue = Clue::new(file, Source::Code, format!("reads {name}"));
                 self.variables.push((name, clue));
+            } else {
+                self.part(name, clue);
             }
+        }
+    }
+
+    /// `name`, seen as `clue` says, if it is a split connection variable; one named for
+    /// PostgreSQL says PostgreSQL too.
+    fn part(&mut self, name: String, clue: Clue) {
+        if let Some((part, postgres)) = connection_part(&name) {
+            if postgres {
+                self.postgres.push(clue.clone());
+            }
+            self.parts.push((name, part, clue));
         }
     }
 
@@ -411,7 +484,11 @@ impl Evidence {
             for postgres in ["PostgresDsn", "PostgresqlDatabase("] {
                 if line.contains(postgres) {
                     let says = format!("uses {}", postgres.trim_end_matches('('));
-                    self.postgres.push(Clue::new(file, Source::Code, says));
+                    let clue = Clue::new(file, Source::Code, says);
+                    if postgres == "PostgresDsn" && self.postgres_dsn.is_none() {
+                        self.postgres_dsn = Some(clue.clone());
+                    }
+                    self.postgres.push(clue);
                 }
             }
             for sqlite in ["django.db.backends.sqlite3", "SqliteDatabase("] {
@@ -600,15 +677,17 @@ impl Evidence {
         }
     }
 
-    /// `KEY=value` lines whose key looks like a database URL.
+    /// `KEY=value` lines whose key looks like a database URL or a split connection variable.
     fn env_file(&mut self, file: &str, text: &str) {
         for line in text.lines().map(str::trim).filter(|l| !is_comment(l)) {
             let line = line.strip_prefix("export ").unwrap_or(line);
             if let Some((key, _)) = line.split_once('=') {
                 let key = key.trim();
+                let clue = Clue::new(file, Source::EnvFile, format!("names {key}"));
                 if looks_like_database_variable(key) {
-                    let clue = Clue::new(file, Source::EnvFile, format!("names {key}"));
                     self.variables.push((key.to_string(), clue));
+                } else {
+                    self.part(key.to_string(), clue);
                 }
             }
         }
@@ -704,6 +783,21 @@ impl Evidence {
             _ => None,
         };
         let (variables, variable_clue) = self.variables(wants);
+        let parts = match wants {
+            Wants::Sql | Wants::Postgres => self.parts(),
+            Wants::Mongo => Vec::new(),
+        };
+        let postgres_only = match (wants, &self.postgres_dsn) {
+            (Wants::Postgres, Some(dsn)) => Some(format!("{dsn}, which takes no SQLite URL")),
+            (Wants::Postgres, None) if variable_clue.is_none() && !parts.is_empty() => {
+                let names: Vec<&str> = parts.iter().map(|(name, _, _)| *name).collect();
+                Some(format!(
+                    "it reads split connection variables ({}) and no URL, which a SQLite file cannot fill",
+                    names.join(", ")
+                ))
+            }
+            _ => None,
+        };
         let mut reason: Vec<String> = Vec::new();
         let clues = [
             self.clue_of(library),
@@ -721,13 +815,46 @@ impl Evidence {
                 "no database URL variable found, {DEFAULT_VARIABLE} assumed"
             ));
         }
+        for group in part_groups(&parts) {
+            // "config.py reads POSTGRES_SERVER" (a PostgreSQL sign) says less than the group.
+            reason.retain(|clue| {
+                !group
+                    .strip_prefix(clue.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(','))
+            });
+            reason.push(group);
+        }
         Some(DatabaseNeed {
             wants,
             library: library.to_string(),
             driver: driver.map(|(name, _)| name.to_string()),
             variables,
+            parts: parts
+                .into_iter()
+                .map(|(name, part, _)| (name.to_string(), part))
+                .collect(),
+            postgres_only,
             reason: reason.join("; "),
         })
+    }
+
+    /// The split connection variables, each once (where it was best seen), best first.
+    fn parts(&self) -> Vec<(&str, Part, &Clue)> {
+        // (source, first seen, name, part, clue), as in `variables`.
+        let mut best: Vec<(Source, usize, &str, Part, &Clue)> = Vec::new();
+        for (order, (name, part, clue)) in self.parts.iter().enumerate() {
+            match best.iter_mut().find(|entry| entry.2 == name) {
+                Some(entry) if clue.source < entry.0 => {
+                    *entry = (clue.source, order, name, *part, clue)
+                }
+                Some(_) => {}
+                None => best.push((clue.source, order, name, *part, clue)),
+            }
+        }
+        best.sort_by_key(|(source, order, ..)| (*source, *order));
+        best.into_iter()
+            .map(|(_, _, name, part, clue)| (name, part, clue))
+            .collect()
     }
 
     /// Where `library` was seen: in the code if it was, else in a manifest.
@@ -825,6 +952,31 @@ impl Evidence {
         }
         (names, clue)
     }
+}
+
+/// The split variables of each file, worded for the reason: "app/config.py reads POSTGRES_SERVER,
+/// POSTGRES_USER", ".env.example names DB_HOST".
+fn part_groups(parts: &[(&str, Part, &Clue)]) -> Vec<String> {
+    let mut groups: Vec<(&Clue, Vec<&str>)> = Vec::new();
+    for (name, _, clue) in parts {
+        match groups
+            .iter_mut()
+            .find(|(seen, _)| seen.file == clue.file && seen.source == clue.source)
+        {
+            Some((_, names)) => names.push(name),
+            None => groups.push((clue, vec![name])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(clue, names)| {
+            let verb = match clue.source {
+                Source::Code => "reads",
+                _ => "names",
+            };
+            format!("{} {verb} {}", clue.file, names.join(", "))
+        })
+        .collect()
 }
 
 /// The dependency groups of `groups` but those for tests (`test`, `testing`, `tests`).
@@ -978,8 +1130,8 @@ fn default_url_reads(text: &str) -> Vec<(usize, String)> {
     reads
 }
 
-/// The variables a pydantic `BaseSettings` class reads: its database-URL-like fields,
-/// upper-cased, behind the class's `env_prefix`.
+/// The variables a pydantic `BaseSettings` class reads: its database-URL-like fields and split
+/// connection fields (`POSTGRES_SERVER: str`), upper-cased, behind the class's `env_prefix`.
 fn settings_fields(text: &str) -> Vec<(usize, String)> {
     if !text.contains("BaseSettings") {
         return Vec::new();
@@ -1006,10 +1158,11 @@ fn settings_fields(text: &str) -> Vec<(usize, String)> {
             continue; // read under that name, which `literal_reads` finds
         }
         let annotation = rest.trim_start().strip_prefix(':').map(str::trim);
+        let variable = format!("{prefix}{}", name.to_ascii_uppercase());
         if annotation.is_some_and(|a| !a.is_empty() && !a.starts_with('#'))
-            && looks_like_database_variable(name)
+            && (looks_like_database_variable(name) || connection_part(&variable).is_some())
         {
-            fields.push((at, format!("{prefix}{}", name.to_ascii_uppercase())));
+            fields.push((at, variable));
         }
     }
     fields
@@ -1093,10 +1246,41 @@ fn looks_like_database_variable(name: &str) -> bool {
         "MONGO",
         "MONGODB",
     ]);
-    let other = has(&[
-        "TEST", "TESTS", "TESTING", "SHADOW", "REDIS", "CACHE", "VECTOR",
-    ]);
-    url && database && !other
+    url && database && !has(OTHER_DATABASE_WORDS)
+}
+
+/// What a split connection variable holds, and whether its name says PostgreSQL: a prefix word
+/// ([`PART_PREFIXES`]) then a part word as its last two words (`DB_HOST`, `APP_POSTGRES_USER`),
+/// or `PG` and a part word in one (`PGHOST`, libpq's own); not another database's
+/// (`TEST_DB_NAME`, `REDIS_DB_HOST`, `MYSQL_DB_USER`).
+fn connection_part(name: &str) -> Option<(Part, bool)> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    let upper = name.to_ascii_uppercase();
+    let words: Vec<&str> = upper.split('_').collect();
+    let other =
+        |word: &&str| OTHER_DATABASE_WORDS.contains(word) || OTHER_SERVER_WORDS.contains(word);
+    if words.iter().any(other) {
+        return None;
+    }
+    let part = |word: &str| {
+        Some(match word {
+            "HOST" | "SERVER" | "HOSTNAME" => Part::Host,
+            "PORT" => Part::Port,
+            "USER" | "USERNAME" => Part::User,
+            "PASSWORD" | "PASS" | "PWD" => Part::Password,
+            "NAME" | "DB" | "DATABASE" | "DBNAME" => Part::Database,
+            _ => return None,
+        })
+    };
+    let (last, before) = words.split_last()?;
+    if let (Some(prefix), Some(part)) = (before.last(), part(last)) {
+        if PART_PREFIXES.contains(prefix) {
+            return Some((part, POSTGRES_PREFIXES.contains(prefix)));
+        }
+    }
+    Some((part(last.strip_prefix("PG")?)?, true))
 }
 
 /// A MongoDB variable (`MONGO_URI`, `MONGODB_URL`).
@@ -1319,9 +1503,10 @@ mod tests {
         assert_eq!(n.library, "sqlmodel");
         assert_eq!(n.driver.as_deref(), Some("psycopg"));
         assert_eq!(n.variables, strings(&["DATABASE_URL"]));
-        assert!(n
-            .reason
-            .ends_with("no database URL variable found, DATABASE_URL assumed"));
+        assert!(n.reason.ends_with(
+            "no database URL variable found, DATABASE_URL assumed; \
+             backend/app/core/config.py reads POSTGRES_SERVER"
+        ));
     }
 
     /// Poetry dependency tables (with extras) count like requirement lines.
@@ -1935,6 +2120,289 @@ asyncpg = \"*\"
         }
     }
 
+    /// The settings of tiangolo/full-stack-fastapi-template (`backend/app/core/config.py`):
+    /// split `POSTGRES_*` fields and a computed `PostgresDsn` built from them, read by no
+    /// variable. PostgreSQL through psycopg 3, the split variables found, and only PostgreSQL
+    /// will do.
+    #[test]
+    fn full_stack_fastapi_template_settings() {
+        let config = r#"import secrets
+import warnings
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyUrl,
+    BeforeValidator,
+    EmailStr,
+    HttpUrl,
+    PostgresDsn,
+    computed_field,
+    model_validator,
+)
+from pydantic_core import MultiHostUrl
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        # Use top level .env file (one level above ./backend/)
+        env_file="../.env",
+        env_ignore_empty=True,
+        extra="ignore",
+    )
+    API_V1_STR: str = "/api/v1"
+    SECRET_KEY: str = secrets.token_urlsafe(32)
+    FRONTEND_HOST: str = "http://localhost:5173"
+    ENVIRONMENT: Literal["local", "staging", "production"] = "local"
+    PROJECT_NAME: str
+    SENTRY_DSN: HttpUrl | None = None
+    POSTGRES_SERVER: str
+    POSTGRES_PORT: int = 5432
+    POSTGRES_USER: str
+    POSTGRES_PASSWORD: str = ""
+    POSTGRES_DB: str = ""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def SQLALCHEMY_DATABASE_URI(self) -> PostgresDsn:
+        return MultiHostUrl.build(
+            scheme="postgresql+psycopg",
+            username=self.POSTGRES_USER,
+            password=self.POSTGRES_PASSWORD,
+            host=self.POSTGRES_SERVER,
+            port=self.POSTGRES_PORT,
+            path=self.POSTGRES_DB,
+        )
+
+    SMTP_TLS: bool = True
+    SMTP_PORT: int = 587
+    SMTP_HOST: str | None = None
+    SMTP_USER: str | None = None
+    SMTP_PASSWORD: str | None = None
+    EMAILS_FROM_NAME: EmailStr | None = None
+    FIRST_SUPERUSER_PASSWORD: str
+
+
+settings = Settings()  # type: ignore
+"#;
+        let pyproject = r#"[project]
+name = "app"
+dependencies = [
+    "fastapi[standard]<1.0.0,>=0.114.2",
+    "psycopg[binary]<4.0.0,>=3.1.13",
+    "sqlmodel<1.0.0,>=0.0.21",
+    "pydantic-settings<3.0.0,>=2.2.1",
+]
+"#;
+        let n = need(&[
+            ("backend/app/core/config.py", config),
+            (
+                "backend/app/core/db.py",
+                "from sqlmodel import Session, create_engine, select\n\
+                 from app.core.config import settings\n\
+                 engine = create_engine(str(settings.SQLALCHEMY_DATABASE_URI))\n",
+            ),
+            ("backend/pyproject.toml", pyproject),
+        ]);
+        assert_eq!(n.wants, Wants::Postgres);
+        assert_eq!(n.library, "sqlmodel");
+        assert_eq!(n.driver.as_deref(), Some("psycopg"));
+        assert_eq!(n.variables, strings(&["DATABASE_URL"]));
+        assert_eq!(
+            n.parts,
+            [
+                ("POSTGRES_SERVER".to_string(), Part::Host),
+                ("POSTGRES_PORT".to_string(), Part::Port),
+                ("POSTGRES_USER".to_string(), Part::User),
+                ("POSTGRES_PASSWORD".to_string(), Part::Password),
+                ("POSTGRES_DB".to_string(), Part::Database),
+            ]
+        );
+        assert_eq!(
+            n.postgres_only.as_deref(),
+            Some("backend/app/core/config.py uses PostgresDsn, which takes no SQLite URL")
+        );
+        assert_eq!(
+            n.reason,
+            "backend/app/core/db.py imports sqlmodel; backend/app/core/config.py uses PostgresDsn; \
+             backend/app/core/config.py has a postgresql+psycopg URL; \
+             no database URL variable found, DATABASE_URL assumed; \
+             backend/app/core/config.py reads POSTGRES_SERVER, POSTGRES_PORT, POSTGRES_USER, \
+             POSTGRES_PASSWORD, POSTGRES_DB"
+        );
+    }
+
+    /// Express on node-postgres with its pool configured from `process.env.DB_*` (no URL):
+    /// PostgreSQL (pg), the split variables in the order read, and only PostgreSQL will do;
+    /// test and Redis names in `.env.example` are not the app's.
+    #[test]
+    fn express_reads_split_db_variables() {
+        let n = need(&[
+            (
+                "package.json",
+                r#"{"dependencies": {"express": "^4", "pg": "^8"}}"#,
+            ),
+            (
+                "src/db.js",
+                "const { Pool } = require('pg');\n\
+                 const pool = new Pool({\n  host: process.env.DB_HOST,\n  \
+                 port: Number(process.env.DB_PORT || 5432),\n  user: process.env.DB_USER,\n  \
+                 password: process.env.DB_PASS,\n  database: process.env.DB_NAME,\n});\n\
+                 module.exports = pool;\n",
+            ),
+            (
+                ".env.example",
+                "PORT=3000\nDB_HOST=localhost\nDB_NAME=app\nTEST_DB_NAME=app_test\nREDIS_HOST=x\n",
+            ),
+        ]);
+        assert_eq!(n.wants, Wants::Postgres);
+        assert_eq!(n.library, "pg");
+        assert_eq!(n.variables, strings(&["DATABASE_URL"]));
+        assert_eq!(
+            n.parts,
+            [
+                ("DB_HOST".to_string(), Part::Host),
+                ("DB_PORT".to_string(), Part::Port),
+                ("DB_USER".to_string(), Part::User),
+                ("DB_PASS".to_string(), Part::Password),
+                ("DB_NAME".to_string(), Part::Database),
+            ]
+        );
+        assert!(
+            n.reason
+                .ends_with("src/db.js reads DB_HOST, DB_PORT, DB_USER, DB_PASS, DB_NAME"),
+            "{}",
+            n.reason
+        );
+        assert!(
+            n.postgres_only
+                .as_deref()
+                .is_some_and(|why| why.contains("(DB_HOST, DB_PORT")),
+            "{:?}",
+            n.postgres_only
+        );
+    }
+
+    /// Split variables beside a URL variable are set too, but a SQLite URL may still stand in;
+    /// `PG*` names in `.env.example` alone say PostgreSQL; a Django `DATABASES` built from
+    /// `os.environ` reads its parts; MongoDB projects have none.
+    #[test]
+    fn split_variables_beside_urls_env_files_and_django() {
+        let n = need(&[
+            (
+                "app.py",
+                "import os\nimport sqlalchemy\nURL = os.environ.get('DATABASE_URL')\n\
+                 HOST = os.getenv('POSTGRES_HOST', 'localhost')\n",
+            ),
+            (".env.example", "PGUSER=app\nPGPASSWORD=\n"),
+        ]);
+        assert_eq!(n.wants, Wants::Postgres);
+        assert_eq!(n.variables, strings(&["DATABASE_URL"]));
+        assert_eq!(
+            n.parts,
+            [
+                ("POSTGRES_HOST".to_string(), Part::Host),
+                ("PGUSER".to_string(), Part::User),
+                ("PGPASSWORD".to_string(), Part::Password),
+            ]
+        );
+        assert_eq!(n.postgres_only, None);
+        assert!(
+            n.reason.ends_with(
+                "app.py reads DATABASE_URL; app.py reads POSTGRES_HOST; \
+                 .env.example names PGUSER, PGPASSWORD"
+            ),
+            "{}",
+            n.reason
+        );
+
+        let env_only = need(&[
+            ("db.py", "import sqlalchemy\n"),
+            (".env.example", "PGHOST=localhost\n"),
+        ]);
+        assert_eq!(env_only.wants, Wants::Postgres);
+
+        let django = need(&[(
+            "project/settings.py",
+            "import os\nDATABASES = {\n    'default': {\n        \
+             'ENGINE': 'django.db.backends.postgresql',\n        \
+             'NAME': os.environ.get('DB_NAME'),\n        'USER': os.environ.get('DB_USER'),\n        \
+             'PASSWORD': os.environ['DB_PASSWORD'],\n        'HOST': os.getenv('DB_HOST'),\n    }\n}\n",
+        )]);
+        assert_eq!(django.library, "django");
+        let names: Vec<&str> = django.parts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["DB_NAME", "DB_USER", "DB_PASSWORD", "DB_HOST"]);
+        assert!(django.postgres_only.is_some());
+
+        let mongo = need(&[(
+            "app.py",
+            "import os, pymongo\nHOST = os.environ['DB_HOST']\n",
+        )]);
+        assert!(mongo.parts.is_empty());
+    }
+
+    /// A settings field typed `PostgresDsn` takes no SQLite URL, even read from a variable.
+    #[test]
+    fn postgres_dsn_field_is_postgres_only() {
+        let n = need(&[(
+            "config.py",
+            "import sqlalchemy\nfrom pydantic import PostgresDsn\n\
+             from pydantic_settings import BaseSettings\n\
+             class Settings(BaseSettings):\n    database_url: PostgresDsn\n",
+        )]);
+        assert_eq!(n.wants, Wants::Postgres);
+        assert_eq!(n.variables, strings(&["DATABASE_URL"]));
+        assert!(n.parts.is_empty());
+        assert_eq!(
+            n.postgres_only.as_deref(),
+            Some("config.py uses PostgresDsn, which takes no SQLite URL")
+        );
+    }
+
+    /// Which names count as split connection variables, and which say PostgreSQL.
+    #[test]
+    fn split_variable_names() {
+        for (name, part, postgres) in [
+            ("POSTGRES_SERVER", Part::Host, true),
+            ("POSTGRESQL_HOST", Part::Host, true),
+            ("PGHOST", Part::Host, true),
+            ("PG_PORT", Part::Port, true),
+            ("PGDATABASE", Part::Database, true),
+            ("pguser", Part::User, true),
+            ("postgres_db", Part::Database, true),
+            ("DB_HOSTNAME", Part::Host, false),
+            ("DB_PASS", Part::Password, false),
+            ("DB_PWD", Part::Password, false),
+            ("DATABASE_USERNAME", Part::User, false),
+            ("DB_DATABASE", Part::Database, false),
+            ("SQL_DBNAME", Part::Database, false),
+            ("APP_DB_NAME", Part::Database, false),
+        ] {
+            assert_eq!(connection_part(name), Some((part, postgres)), "{name}");
+        }
+        for name in [
+            "DATABASE_URL",
+            "HOST",
+            "PORT",
+            "SMTP_HOST",
+            "REDIS_HOST",
+            "REDIS_DB",
+            "TEST_DB_NAME",
+            "CACHE_DB_HOST",
+            "MONGO_DB_HOST",
+            "MYSQL_DB_USER",
+            "DB_USER_ID",
+            "POSTGRES_PASSWORD_FILE",
+            "PGPASSFILE",
+            "UPGRADE",
+            "DB",
+            "DB-HOST",
+            "",
+        ] {
+            assert_eq!(connection_part(name), None, "{name}");
+        }
+    }
+
     /// Python import lines to top-level modules.
     #[test]
     fn python_import_lines() {
@@ -1964,10 +2432,13 @@ asyncpg = \"*\"
             library: "sqlalchemy".into(),
             driver: Some("asyncpg".into()),
             variables: strings(&["DATABASE_URL"]),
+            parts: vec![("DB_HOST".into(), Part::Host)],
+            postgres_only: None,
             reason: "r".into(),
         };
         let json = serde_json::to_value(&n).unwrap();
         assert_eq!(json["wants"], "postgres");
         assert_eq!(json["driver"], "asyncpg");
+        assert_eq!(json["parts"], serde_json::json!([["DB_HOST", "host"]]));
     }
 }

@@ -7,8 +7,13 @@
 //! names; a project that wants MongoDB gets a database and user of its own on the server
 //! `--mongodb-url` names. Either way the variables the project reads (`DATABASE_URL`,
 //! `MONGO_URL`, ... whichever it reads) are set to a URL in the form its library expects. A
-//! generation keeps its database across relaunches; it goes when the generation is deleted or
-//! its preview expires.
+//! PostgreSQL database is also given in split variables, for projects that build the URL
+//! themselves: the ones the project reads (`POSTGRES_SERVER`, `DB_USER`, ...) and always
+//! libpq's own `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE` (which libpq, psycopg
+//! and node-postgres read when given nothing else). The SQLite file stands in for PostgreSQL
+//! only where a SQLite URL can: not for a URL typed `PostgresDsn` nor for a project reading split
+//! variables alone ([`DatabaseNeed::postgres_only`]). A generation keeps its database across
+//! relaunches; it goes when the generation is deleted or its preview expires.
 //!
 //! # Layout
 //! - [`detect`]: what a project expects, from its files.
@@ -22,10 +27,20 @@ mod postgres;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use detect::{DatabaseNeed, Wants};
+pub use detect::{DatabaseNeed, Part, Wants};
 
 /// The SQLite file of a preview, in its working dir.
 pub const SQLITE_FILE: &str = "previewd.sqlite3";
+
+/// libpq's own split variables, set for every PostgreSQL database: libpq, psycopg and
+/// node-postgres (`new Pool()`) read them when the code names no server.
+pub const LIBPQ_VARIABLES: [(&str, Part); 5] = [
+    ("PGHOST", Part::Host),
+    ("PGPORT", Part::Port),
+    ("PGUSER", Part::User),
+    ("PGPASSWORD", Part::Password),
+    ("PGDATABASE", Part::Database),
+];
 
 /// Length of the random passwords handed to previews.
 const PASSWORD_LENGTH: usize = 32;
@@ -98,20 +113,23 @@ impl Databases {
                     server.describe()
                 ),
             ),
-            None if runs_on_sqlite(&need.library) => (
+            None if need.postgres_only.is_none() && runs_on_sqlite(&need.library) => (
                 Provider::Sqlite,
                 format!(
                     "a SQLite file ({SQLITE_FILE}) in its working dir: it wants PostgreSQL, which previewd gets with --postgres-url, and {} runs on SQLite too",
                     need.library
                 ),
             ),
-            None => (
-                Provider::None,
-                format!(
-                    "none: {} needs PostgreSQL; start previewd with --postgres-url to give it one",
-                    need.library
-                ),
-            ),
+            None => {
+                let why = match &need.postgres_only {
+                    Some(only) => format!("it needs PostgreSQL ({only})"),
+                    None => format!("{} needs PostgreSQL", need.library),
+                };
+                (
+                    Provider::None,
+                    format!("none: {why}; start previewd with --postgres-url to give it one"),
+                )
+            }
         }
     }
 
@@ -131,6 +149,27 @@ impl Databases {
         }
     }
 
+    /// The variables a launch of a project with `need` gets, in the order the log names them:
+    /// its URL variables, then for PostgreSQL its split variables and libpq's; empty when it
+    /// gets no database.
+    pub fn variables(&self, need: &DatabaseNeed) -> Vec<String> {
+        let (provider, _) = self.provider(need);
+        if provider == Provider::None {
+            return Vec::new();
+        }
+        let mut names = need.variables.clone();
+        if provider == Provider::Postgresql {
+            let parts = need.parts.iter().map(|(name, _)| name.as_str());
+            let libpq = LIBPQ_VARIABLES.iter().map(|(name, _)| *name);
+            for name in parts.chain(libpq) {
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names
+    }
+
     /// Prepares the database of `generation_id` for a launch in `work_dir`.
     pub async fn provide(
         &self,
@@ -140,24 +179,26 @@ impl Databases {
     ) -> Result<Option<Provided>, String> {
         let (provider, what) = self.provider(need);
         let name = database_name(generation_id);
+        let mut env = BTreeMap::new();
         let url = match (provider, &self.postgres, &self.mongo) {
             (Provider::Postgresql, Some(server), _) => {
-                server.url(postgres_scheme(need), &server.ensure(&name).await?)
+                let made = server.ensure(&name).await?;
+                env = split_variables(need, server, &made);
+                server.url(postgres_scheme(need), &made)
             }
             (Provider::Mongodb, _, Some(server)) => server.url(&server.ensure(&name).await?),
             (Provider::Sqlite, _, _) => sqlite_url(need, &work_dir.join(SQLITE_FILE)),
             _ => return Ok(None),
         };
+        for variable in &need.variables {
+            env.insert(variable.clone(), url.clone());
+        }
         Ok(Some(Provided {
-            env: need
-                .variables
-                .iter()
-                .map(|name| (name.clone(), url.clone()))
-                .collect(),
+            env,
             summary: format!(
                 "database: {what}, for {} in {} ({})",
                 need.library,
-                need.variables.join(", "),
+                self.variables(need).join(", "),
                 need.reason
             ),
         }))
@@ -224,6 +265,28 @@ fn runs_on_sqlite(library: &str) -> bool {
     )
 }
 
+/// The split variables of PostgreSQL database `made` on `server`: those `need` reads and
+/// libpq's, each set to its part (the role's name is the database's too).
+fn split_variables(
+    need: &DatabaseNeed,
+    server: &postgres::Server,
+    made: &postgres::Made,
+) -> BTreeMap<String, String> {
+    let parts = need.parts.iter().map(|(name, part)| (name.as_str(), *part));
+    parts
+        .chain(LIBPQ_VARIABLES)
+        .map(|(variable, part)| {
+            let value = match part {
+                Part::Host => server.host().to_string(),
+                Part::Port => server.port().to_string(),
+                Part::User | Part::Database => made.name.clone(),
+                Part::Password => made.password.clone(),
+            };
+            (variable.to_string(), value)
+        })
+        .collect()
+}
+
 /// The URL scheme `need`'s library expects for PostgreSQL.
 fn postgres_scheme(need: &DatabaseNeed) -> &'static str {
     match (need.library.as_str(), need.driver.as_deref()) {
@@ -257,6 +320,8 @@ mod tests {
             library: library.into(),
             driver: driver.map(String::from),
             variables: vec!["DATABASE_URL".into()],
+            parts: Vec::new(),
+            postgres_only: None,
             reason: "test".into(),
         }
     }
@@ -317,6 +382,72 @@ mod tests {
             postgres_scheme(&need(Wants::Postgres, "sqlalchemy", Some("asyncpg"))),
             "postgresql+asyncpg"
         );
+    }
+
+    /// A URL typed `PostgresDsn`, or split variables and no URL, take no SQLite stand-in: no
+    /// database, and the reason says why and how to get one.
+    #[test]
+    fn postgres_only_projects_get_no_sqlite_file() {
+        let mut wanted = need(Wants::Postgres, "sqlalchemy", Some("psycopg"));
+        wanted.postgres_only =
+            Some("app/core/config.py uses PostgresDsn, which takes no SQLite URL".into());
+        let databases = Databases::default();
+        let (provider, why) = databases.provider(&wanted);
+        assert_eq!(provider, Provider::None);
+        assert_eq!(
+            why,
+            "none: it needs PostgreSQL (app/core/config.py uses PostgresDsn, which takes no SQLite URL); \
+             start previewd with --postgres-url to give it one"
+        );
+        assert!(databases.variables(&wanted).is_empty());
+        let with_server = Databases::new(Some("postgres://a:b@127.0.0.1/postgres"), None).unwrap();
+        assert_eq!(with_server.provider(&wanted).0, Provider::Postgresql);
+    }
+
+    /// On PostgreSQL, the split variables the project reads and libpq's get the host, port,
+    /// role, password and database; the URL variables the URL; the log names them all.
+    #[test]
+    fn postgres_split_variables_get_their_parts() {
+        let mut wanted = need(Wants::Postgres, "sqlalchemy", None);
+        wanted.parts = vec![
+            ("POSTGRES_SERVER".into(), Part::Host),
+            ("POSTGRES_PORT".into(), Part::Port),
+            ("POSTGRES_USER".into(), Part::User),
+            ("POSTGRES_PASSWORD".into(), Part::Password),
+            ("POSTGRES_DB".into(), Part::Database),
+            ("PGHOST".into(), Part::Host),
+        ];
+        let databases =
+            Databases::new(Some("postgres://a:b@10.0.0.7:5433/postgres"), None).unwrap();
+        let server = databases.postgres.as_ref().unwrap();
+        let made = postgres::Made {
+            name: "previewd_g1".into(),
+            password: "pw".into(),
+        };
+        let env = split_variables(&wanted, server, &made);
+        let expected = [
+            ("PGDATABASE", "previewd_g1"),
+            ("PGHOST", "10.0.0.7"),
+            ("PGPASSWORD", "pw"),
+            ("PGPORT", "5433"),
+            ("PGUSER", "previewd_g1"),
+            ("POSTGRES_DB", "previewd_g1"),
+            ("POSTGRES_PASSWORD", "pw"),
+            ("POSTGRES_PORT", "5433"),
+            ("POSTGRES_SERVER", "10.0.0.7"),
+            ("POSTGRES_USER", "previewd_g1"),
+        ];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(env, expected);
+        assert_eq!(
+            databases.variables(&wanted).join(", "),
+            "DATABASE_URL, POSTGRES_SERVER, POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD, \
+             POSTGRES_DB, PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE"
+        );
+        // On the SQLite file, the URL variables alone.
+        let mut on_sqlite = wanted.clone();
+        on_sqlite.wants = Wants::Sql;
+        assert_eq!(Databases::default().variables(&on_sqlite), ["DATABASE_URL"]);
     }
 
     #[test]

@@ -11,13 +11,15 @@ use tracing::warn;
 #[derive(Clone)]
 pub struct Server {
     config: Config,
-    /// `host:port` (or `/socket/dir` as `?host=`) as apps reach it.
+    /// Where apps reach it.
     authority: Authority,
 }
 
+/// Where apps reach the server: a TCP host (an IPv6 address without brackets) or the folder of
+/// its Unix socket, and the port (which names the socket file too).
 #[derive(Clone)]
 enum Authority {
-    Tcp(String),
+    Tcp { host: String, port: u16 },
     Socket { dir: String, port: u16 },
 }
 
@@ -35,15 +37,18 @@ impl Server {
             .map_err(|err| format!("--postgres-url is not a PostgreSQL URL: {err}"))?;
         let port = config.get_ports().first().copied().unwrap_or(5432);
         let authority = match config.get_hosts().first() {
-            Some(Host::Tcp(host)) if host.contains(':') => {
-                Authority::Tcp(format!("[{host}]:{port}"))
-            }
-            Some(Host::Tcp(host)) => Authority::Tcp(format!("{host}:{port}")),
+            Some(Host::Tcp(host)) => Authority::Tcp {
+                host: host.clone(),
+                port,
+            },
             Some(Host::Unix(dir)) => Authority::Socket {
                 dir: dir.to_string_lossy().into_owned(),
                 port,
             },
-            None => Authority::Tcp(format!("localhost:{port}")),
+            None => Authority::Tcp {
+                host: "localhost".into(),
+                port,
+            },
         };
         Ok(Server { config, authority })
     }
@@ -133,7 +138,8 @@ impl Server {
     pub fn url(&self, scheme: &str, made: &Made) -> String {
         let Made { name, password } = made;
         match &self.authority {
-            Authority::Tcp(authority) => {
+            Authority::Tcp { .. } => {
+                let authority = self.tcp_authority();
                 format!("{scheme}://{name}:{password}@{authority}/{name}")
             }
             Authority::Socket { dir, port } => {
@@ -142,10 +148,34 @@ impl Server {
         }
     }
 
+    /// The host apps connect to as libpq's `PGHOST` takes it: a name or address, or for a
+    /// Unix socket the folder it is in.
+    pub fn host(&self) -> &str {
+        match &self.authority {
+            Authority::Tcp { host, .. } => host,
+            Authority::Socket { dir, .. } => dir,
+        }
+    }
+
+    /// The port apps connect to.
+    pub fn port(&self) -> u16 {
+        match &self.authority {
+            Authority::Tcp { port, .. } | Authority::Socket { port, .. } => *port,
+        }
+    }
+
+    /// `host:port` for a URL (`[::1]:5432` for an IPv6 address).
+    fn tcp_authority(&self) -> String {
+        match self.host() {
+            host if host.contains(':') => format!("[{host}]:{}", self.port()),
+            host => format!("{host}:{}", self.port()),
+        }
+    }
+
     /// Where the server is, without credentials, for logs.
     pub fn describe(&self) -> String {
         match &self.authority {
-            Authority::Tcp(authority) => authority.clone(),
+            Authority::Tcp { .. } => self.tcp_authority(),
             Authority::Socket { dir, port } => format!("{dir} (port {port})"),
         }
     }
@@ -188,6 +218,29 @@ mod tests {
         );
         assert_eq!(server.describe(), "127.0.0.1:5433");
         assert!(!server.describe().contains("secret"));
+        assert_eq!((server.host(), server.port()), ("127.0.0.1", 5433));
+    }
+
+    /// IPv6 hosts are bracketed in URLs only; a socket's host is its folder.
+    #[test]
+    fn hosts_as_urls_and_libpq_take_them() {
+        let v6 = Server::parse("postgres://admin:secret@[::1]/postgres").unwrap();
+        assert_eq!((v6.host(), v6.port()), ("::1", 5432));
+        assert_eq!(v6.describe(), "[::1]:5432");
+        let socket =
+            Server::parse("postgres://admin@%2Fvar%2Frun%2Fpostgresql:5433/postgres").unwrap();
+        assert_eq!(
+            (socket.host(), socket.port()),
+            ("/var/run/postgresql", 5433)
+        );
+        let made = Made {
+            name: "n".into(),
+            password: "p".into(),
+        };
+        assert_eq!(
+            socket.url("postgresql", &made),
+            "postgresql://n:p@/n?host=/var/run/postgresql&port=5433"
+        );
     }
 
     #[test]

@@ -1019,17 +1019,21 @@ impl PreviewRun {
         let Some(need) = need else {
             return Ok(BTreeMap::new());
         };
-        if let Some(given) = need
+        let databases = &self.supervisor.inner.databases;
+        // The launch pointing the app at a database of its own, by any variable the project
+        // reads or previewd would set (a URL, a split one, libpq's), wins whole: no mix of its
+        // settings and ours.
+        let read = need
             .variables
             .iter()
-            .find(|v| self.options.env.contains_key(*v))
-        {
+            .chain(need.parts.iter().map(|(name, _)| name));
+        let watched: Vec<String> = read.cloned().chain(databases.variables(&need)).collect();
+        if let Some(given) = watched.iter().find(|v| self.options.env.contains_key(*v)) {
             self.system(format!(
                 "database: {given} is set at launch, so previewd provides none"
             ));
             return Ok(BTreeMap::new());
         }
-        let databases = &self.supervisor.inner.databases;
         match databases
             .provide(&record.generation_id, &need, &work_dir)
             .await

@@ -429,14 +429,20 @@ export interface components {
          * DatabaseInfo
          * @description The database a project expects, and where its preview's is.
          * @example {
-         *       "library": "sqlalchemy",
-         *       "provider": "sqlite",
-         *       "provider_detail": "a SQLite file (previewd.sqlite3) in its working dir",
-         *       "reason": "app/db.py imports sqlalchemy; .env.example names DATABASE_URL",
+         *       "library": "sqlmodel",
+         *       "parts": [
+         *         {
+         *           "part": "host",
+         *           "variable": "POSTGRES_SERVER"
+         *         }
+         *       ],
+         *       "provider": "postgresql",
+         *       "provider_detail": "a PostgreSQL database of its own on 127.0.0.1:5432",
+         *       "reason": "app/core/db.py imports sqlmodel; app/core/config.py uses PostgresDsn; no database URL variable found, DATABASE_URL assumed; app/core/config.py reads POSTGRES_SERVER",
          *       "variables": [
          *         "DATABASE_URL"
          *       ],
-         *       "wants": "sql"
+         *       "wants": "postgres"
          *     }
          */
         DatabaseInfo: {
@@ -449,6 +455,13 @@ export interface components {
             library: string;
             /** @description The environment variables previewd sets to the database's URL. */
             variables: string[];
+            /**
+             * @description The split connection variables the project reads to build its URL itself
+             *     (`POSTGRES_SERVER`, `DB_USER`, ...), which previewd sets to the parts of a PostgreSQL
+             *     database (libpq's `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD` and `PGDATABASE` are set
+             *     too, always); empty for most projects.
+             */
+            parts: components["schemas"]["DatabasePart"][];
             /** @description Why previewd thinks so, naming the files. */
             reason: string;
             /**
@@ -459,6 +472,20 @@ export interface components {
             provider: string;
             /** @description The provider in words (never credentials). */
             provider_detail: string;
+        };
+        /**
+         * DatabasePart
+         * @description A split connection variable a project reads, and what previewd puts in it.
+         * @example {
+         *       "part": "host",
+         *       "variable": "POSTGRES_SERVER"
+         *     }
+         */
+        DatabasePart: {
+            /** @description The variable (`POSTGRES_SERVER`, `DB_PASS`, `PGUSER` ...). */
+            variable: string;
+            /** @description What it holds: `host`, `port`, `user`, `password` or `database` (the name). */
+            part: string;
         };
         /**
          * EndpointInfo
@@ -961,14 +988,20 @@ export interface components {
          * @description The effective configuration for a generation's preview.
          * @example {
          *       "database": {
-         *         "library": "sqlalchemy",
-         *         "provider": "sqlite",
-         *         "provider_detail": "a SQLite file (previewd.sqlite3) in its working dir",
-         *         "reason": "app/db.py imports sqlalchemy; .env.example names DATABASE_URL",
+         *         "library": "sqlmodel",
+         *         "parts": [
+         *           {
+         *             "part": "host",
+         *             "variable": "POSTGRES_SERVER"
+         *           }
+         *         ],
+         *         "provider": "postgresql",
+         *         "provider_detail": "a PostgreSQL database of its own on 127.0.0.1:5432",
+         *         "reason": "app/core/db.py imports sqlmodel; app/core/config.py uses PostgresDsn; no database URL variable found, DATABASE_URL assumed; app/core/config.py reads POSTGRES_SERVER",
          *         "variables": [
          *           "DATABASE_URL"
          *         ],
-         *         "wants": "sql"
+         *         "wants": "postgres"
          *       },
          *       "detection_reason": "main.py creates `app = FastAPI()`; requirements.txt lists fastapi",
          *       "framework": "fastapi",
