@@ -10,7 +10,9 @@
 //! `tests/fixtures/db-sqlalchemy` (Flask + SQLAlchemy, `GET|POST /items`, `GET /database`),
 //! `tests/fixtures/db-alembic` (Flask whose only table comes from its Alembic migration) and
 //! `tests/fixtures/db-prisma` (Express + Prisma 7 on the pg driver adapter: the client
-//! generated at install, `GET|POST /items`, `GET /database`).
+//! generated at install, `GET|POST /items`, `GET /database`) and
+//! `tests/fixtures/db-split-settings` (FastAPI shaped like tiangolo/full-stack-fastapi-template:
+//! split `POSTGRES_*` settings, a computed `PostgresDsn`, `GET|POST /items`, `GET /database`).
 //!
 //! MongoDB, on a real server when one can be had, is in [`mongo`].
 
@@ -858,4 +860,131 @@ async fn prisma_migrate_deploy_runs_on_migrate() {
         log_text(&log)
     );
     drop(server);
+}
+
+/// A project shaped like tiangolo/full-stack-fastapi-template (`tests/fixtures/db-split-settings`:
+/// pydantic-settings reading `POSTGRES_SERVER`, `POSTGRES_PORT`, `POSTGRES_USER`,
+/// `POSTGRES_PASSWORD`, `POSTGRES_DB` and computing a `PostgresDsn` for SQLAlchemy on psycopg 3;
+/// no URL variable at all) on a server with `--postgres-url`: `/config` lists the split
+/// variables, the launch sets them (and libpq's `PG*`) to the generation's own database and
+/// role, the database line names them, and the rows the app creates are in that database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_settings_app_gets_postgres_in_its_split_variables() {
+    let pg = cluster().await;
+    let server = server_with_postgres(pg).await;
+    let client = server.client("split-settings");
+    let generation = client.upload_fixture("db-split-settings").await;
+    let database = database_of(&generation);
+
+    let detected = config_database(&client, &generation).await;
+    assert_eq!(detected["wants"], "postgres", "{detected}");
+    assert_eq!(detected["library"], "sqlalchemy", "{detected}");
+    assert_eq!(detected["provider"], "postgresql", "{detected}");
+    assert_eq!(
+        detected["parts"],
+        json!([
+            {"variable": "POSTGRES_SERVER", "part": "host"},
+            {"variable": "POSTGRES_PORT", "part": "port"},
+            {"variable": "POSTGRES_USER", "part": "user"},
+            {"variable": "POSTGRES_PASSWORD", "part": "password"},
+            {"variable": "POSTGRES_DB", "part": "database"},
+        ]),
+        "{detected}"
+    );
+    assert!(
+        detected["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("app/core/config.py reads POSTGRES_SERVER, POSTGRES_PORT")),
+        "{detected}"
+    );
+
+    let launched = launch(&client, &generation, false).await;
+    let connected = app_json(
+        &client,
+        &generation,
+        &launched.session,
+        "/database",
+        json!({}),
+    )
+    .await;
+    assert_eq!(connected["database"], database.as_str(), "{connected}");
+    assert_eq!(connected["user"], database.as_str(), "{connected}");
+    assert_eq!(connected["driver"], "psycopg", "{connected}");
+    assert_eq!(connected["server"], "127.0.0.1", "{connected}");
+    assert_eq!(connected["port"], pg.port, "{connected}");
+    assert_eq!(
+        connected["libpq"],
+        json!({
+            "PGHOST": "127.0.0.1",
+            "PGPORT": pg.port.to_string(),
+            "PGUSER": database,
+            "PGDATABASE": database,
+        }),
+        "{connected}"
+    );
+    assert_eq!(connected["libpq_password_set"], true, "{connected}");
+
+    for name in ["one", "two"] {
+        create_item(&client, &generation, &launched.session, "/items", name).await;
+    }
+    assert_eq!(
+        item_names(&client, &generation, &launched.session, "/items").await,
+        ["one", "two"]
+    );
+    assert_eq!(
+        pg.admin_sql_in(
+            &database,
+            "SELECT string_agg(name, ',' ORDER BY id) FROM items"
+        ),
+        "one,two",
+        "the rows are in the generation's own database"
+    );
+
+    let log = history(&client, &generation).await;
+    let database_line = system_lines(&log)
+        .into_iter()
+        .find(|l| l.line.starts_with("database:"))
+        .unwrap_or_else(|| panic!("no `database:` system line:\n{}", log_text(&log)));
+    for word in [
+        "POSTGRES_SERVER",
+        "POSTGRES_PASSWORD",
+        "PGHOST",
+        "PGPASSWORD",
+    ] {
+        assert!(
+            database_line.line.contains(word),
+            "{word} in {:?}",
+            database_line.line
+        );
+    }
+    let userinfo = format!("://{database}:");
+    assert!(
+        !log.iter().any(|l| l.line.contains(&userinfo)),
+        "no URL with credentials in the log:\n{}",
+        log_text(&log)
+    );
+
+    server.stop().await;
+}
+
+/// The same project on a server without `--postgres-url`: a SQLite URL cannot stand in for its
+/// `PostgresDsn` and split variables, so `/config` says it gets none, why, and how to give it one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_settings_app_without_postgres_gets_no_sqlite_file() {
+    let server = TestServer::start().await;
+    assert!(server.config.postgres_url.is_none());
+    let client = server.client("split-settings-none");
+    let generation = client.upload_fixture("db-split-settings").await;
+
+    let database = config_database(&client, &generation).await;
+    assert_eq!(database["wants"], "postgres", "{database}");
+    assert_eq!(database["provider"], "none", "{database}");
+    let detail = database["provider_detail"]
+        .as_str()
+        .expect("provider_detail");
+    for word in ["--postgres-url", "PostgresDsn", "app/core/config.py"] {
+        assert!(detail.contains(word), "{word} in {detail:?}");
+    }
+
+    server.stop().await;
 }
