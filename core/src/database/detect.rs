@@ -788,6 +788,10 @@ impl Evidence {
             Wants::Mongo => Vec::new(),
         };
         let postgres_only = match (wants, &self.postgres_dsn) {
+            // A Prisma schema is written for one provider.
+            (Wants::Postgres, _) if library == "prisma" => {
+                wants_clue.map(|clue| format!("{clue}, which takes no SQLite URL"))
+            }
             (Wants::Postgres, Some(dsn)) => Some(format!("{dsn}, which takes no SQLite URL")),
             (Wants::Postgres, None) if variable_clue.is_none() && !parts.is_empty() => {
                 let names: Vec<&str> = parts.iter().map(|(name, _, _)| *name).collect();
@@ -1684,6 +1688,12 @@ mod tests {
         assert_eq!(
             n.reason,
             "prisma/schema.prisma declares a postgresql datasource; prisma/schema.prisma reads DATABASE_URL"
+        );
+        assert_eq!(
+            n.postgres_only.as_deref(),
+            Some(
+                "prisma/schema.prisma declares a postgresql datasource, which takes no SQLite URL"
+            )
         );
 
         // A sqlite schema stays on SQLite, whatever else the project lists.

@@ -249,14 +249,14 @@ fn random_password() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LENGTH)
 }
 
-/// Libraries that run on SQLite as well.
+/// Libraries that run on SQLite as well when the URL says so (not Prisma: its schema names one
+/// provider).
 fn runs_on_sqlite(library: &str) -> bool {
     matches!(
         library,
         "sqlalchemy"
             | "sqlmodel"
             | "django"
-            | "prisma"
             | "sequelize"
             | "knex"
             | "typeorm"
