@@ -24,7 +24,8 @@
 //! - [`install_step`]: one installer run (venv, pip/uv, npm) with progress, tail and timeout.
 //! - [`python_env`]: cached virtualenvs keyed by what they install.
 //! - [`node_env`]: cached `node_modules` installs keyed by the lockfile (Prisma clients generated
-//!   into them), linked into projects.
+//!   into them, the SQLite drivers' native addons compiled from the registry), linked into
+//!   projects.
 //! - [`supervisor`]: starts, watches and stops preview processes; the port pool, readiness,
 //!   process-tree kill and `/proc` statistics live below it.
 //! - [`log_store`]: every output line stored in sled with its sequence number, and a live feed.

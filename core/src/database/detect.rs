@@ -70,6 +70,8 @@ const SQL_LIBRARIES: &[&str] = &[
     "psycopg2",
     "asyncpg",
     "pg",
+    "better-sqlite3",
+    "sqlite3",
 ];
 
 /// The relational libraries that only talk to PostgreSQL.
@@ -1029,6 +1031,8 @@ fn script_library(package: &str) -> Option<&'static str> {
         "sequelize" => "sequelize",
         "knex" | "objection" => "knex",
         "pg" | "pg-promise" | "postgres" | "@neondatabase/serverless" | "@vercel/postgres" => "pg",
+        "better-sqlite3" => "better-sqlite3",
+        "sqlite3" | "sqlite" => "sqlite3",
         "mongoose" => "mongoose",
         "mongodb" => "mongodb",
         _ => return None,
@@ -1783,6 +1787,46 @@ mod tests {
                 "module.exports = { client: 'sqlite3', connection: { filename: './dev.sqlite3' } };\n",
             ),
         ]);
+        assert_eq!((n.wants, n.library.as_str()), (Wants::Sql, "knex"));
+    }
+
+    /// The bare SQLite drivers are SQL libraries of their own (the URL is shaped for them);
+    /// beside a PostgreSQL driver or an ORM, the other one shapes it.
+    #[test]
+    fn sqlite_drivers() {
+        let n = need(&[
+            (
+                "package.json",
+                r#"{"dependencies": {"express": "^4", "better-sqlite3": "^11"}}"#,
+            ),
+            (
+                "db.js",
+                "const Database = require('better-sqlite3');
+                 module.exports = new Database(process.env.DATABASE_URL || 'app.db');
+",
+            ),
+        ]);
+        assert_eq!(
+            (n.wants, n.library.as_str()),
+            (Wants::Sql, "better-sqlite3")
+        );
+        assert_eq!(n.variables, strings(&["DATABASE_URL"]));
+
+        let n = need(&[(
+            "package.json",
+            r#"{"dependencies": {"sqlite": "^5", "sqlite3": "^5"}}"#,
+        )]);
+        assert_eq!((n.wants, n.library.as_str()), (Wants::Sql, "sqlite3"));
+
+        let n = need(&[(
+            "package.json",
+            r#"{"dependencies": {"pg": "^8"}, "devDependencies": {"better-sqlite3": "^11"}}"#,
+        )]);
+        assert_eq!((n.wants, n.library.as_str()), (Wants::Postgres, "pg"));
+        let n = need(&[(
+            "package.json",
+            r#"{"dependencies": {"knex": "^3", "better-sqlite3": "^11"}}"#,
+        )]);
         assert_eq!((n.wants, n.library.as_str()), (Wants::Sql, "knex"));
     }
 

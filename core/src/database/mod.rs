@@ -304,6 +304,8 @@ fn sqlite_url(need: &DatabaseNeed, file: &Path) -> String {
         ("prisma", _) => format!("file:{file}"),
         ("sequelize" | "knex" | "typeorm", _) => format!("sqlite:{file}"),
         ("tortoise", _) => format!("sqlite://{file}"),
+        // The bare drivers open a file path (`new Database(path)`); no URL form is theirs.
+        ("better-sqlite3" | "sqlite3", _) => file.to_string(),
         // An async engine needs an async driver on SQLite too.
         (_, Some("aiosqlite" | "asyncpg")) => format!("sqlite+aiosqlite:///{file}"),
         _ => format!("sqlite:///{file}"),
@@ -340,6 +342,8 @@ mod tests {
         );
         assert_eq!(url("prisma", None), "file:/data/g/previewd.sqlite3");
         assert_eq!(url("sequelize", None), "sqlite:/data/g/previewd.sqlite3");
+        assert_eq!(url("better-sqlite3", None), "/data/g/previewd.sqlite3");
+        assert_eq!(url("sqlite3", None), "/data/g/previewd.sqlite3");
     }
 
     #[tokio::test]

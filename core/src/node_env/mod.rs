@@ -10,9 +10,10 @@
 //! carry one, and when they do it may hold binaries built for another machine.
 //!
 //! With a lockfile the install is `npm ci` (exactly the locked tree), else `npm install`; both
-//! with `--ignore-scripts`, so installing a user's dependencies runs none of their code
-//! (packages that must compile native code in a postinstall script will not work), and without
-//! audit or funding requests. Projects with no dependencies install nothing.
+//! with `--ignore-scripts`, so installing a user's dependencies runs none of their code, and
+//! without audit or funding requests. Projects with no dependencies install nothing. Packages
+//! that compile native code in an install script do not work, except the few previewd compiles
+//! itself from the registry (the SQLite drivers): see the `native` submodule.
 //!
 //! When the package uses Prisma, its client is generated into the install too, since
 //! `--ignore-scripts` skips the script that would make it: see the `prisma` submodule.
@@ -22,6 +23,7 @@
 //! half-built install in use, and a tokio mutex per key makes concurrent launches wait for a
 //! single build. Every step is reported as a line through the caller's `progress`.
 
+mod native;
 mod prisma;
 
 use std::collections::{BTreeMap, HashMap};
@@ -38,7 +40,7 @@ use crate::install_step::{self, StepError};
 use prisma::{PrismaInput, PRISMA_ENV_PREFIX};
 
 /// Bumped when the layout of a cached install changes, so older ones are not reused.
-const KEY_SCHEME: &str = "previewd-node-env-v1";
+const KEY_SCHEME: &str = "previewd-node-env-v2";
 /// The file inside a finished install that says it is complete.
 const READY_MARKER: &str = ".previewd-ready";
 /// The lockfiles `npm ci` accepts, in the order npm prefers them.
@@ -352,10 +354,11 @@ impl NodeEnvs {
         tokio::fs::create_dir_all(build.join("node_modules"))
             .await
             .map_err(io_error(&build))?;
+        let node = self.node_info().await?;
+        self.provide_native(&build, node, progress).await?;
         if let Some(prisma) = &input.prisma {
-            let node = &self.node_info().await?.executable;
             prisma
-                .generate(&build, node, self.install_timeout, progress)
+                .generate(&build, &node.executable, self.install_timeout, progress)
                 .await?;
         }
         write_file(&build.join(READY_MARKER), "").await?;
@@ -518,6 +521,22 @@ async fn remove_dir(path: &Path) -> Result<(), NodeEnvError> {
         }),
         _ => Ok(()),
     }
+}
+
+/// Copies the folder `from` to `to` (created), files and folders; symbolic links are skipped.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> NodeEnvError {

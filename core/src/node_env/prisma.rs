@@ -23,7 +23,7 @@ use previewd_plugin_api::Project;
 use previewd_plugin_javascript::prisma::{self, PrismaSchema};
 use tokio::process::Command;
 
-use super::{io_error, write_file, NodeEnvError, DEPENDENCY_SECTIONS};
+use super::{copy_tree, io_error, write_file, NodeEnvError, DEPENDENCY_SECTIONS};
 use crate::install_step::{self, StepError};
 
 /// The dependencies that make a package generate a Prisma client.
@@ -239,22 +239,6 @@ async fn copy_generated(
         })?
         .map_err(io_error(&target))?;
     Ok(true)
-}
-
-/// Copies the folder `from` to `to` (created), files and folders; symbolic links are skipped.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
