@@ -12,7 +12,9 @@
 //! `tests/fixtures/db-prisma` (Express + Prisma 7 on the pg driver adapter: the client
 //! generated at install, `GET|POST /items`, `GET /database`) and
 //! `tests/fixtures/db-split-settings` (FastAPI shaped like tiangolo/full-stack-fastapi-template:
-//! split `POSTGRES_*` settings, a computed `PostgresDsn`, `GET|POST /items`, `GET /database`).
+//! split `POSTGRES_*` settings, a computed `PostgresDsn`, `GET|POST /items`, `GET /database`) and
+//! `tests/fixtures/db-node-sqlite` (Express on better-sqlite3, whose native binding previewd
+//! compiles at install, `GET|POST /items`, `GET /database`).
 //!
 //! MongoDB, on a real server when one can be had, is in [`mongo`].
 
@@ -985,6 +987,63 @@ async fn split_settings_app_without_postgres_gets_no_sqlite_file() {
     for word in ["--postgres-url", "PostgresDsn", "app/core/config.py"] {
         assert!(detail.contains(word), "{word} in {detail:?}");
     }
+
+    server.stop().await;
+}
+
+/// Express on better-sqlite3 (`tests/fixtures/db-node-sqlite`), on a server without
+/// `--postgres-url`, into an empty cache: `npm ci --ignore-scripts` skips the driver's build
+/// script, so previewd compiles the registry's better-sqlite3 itself (said in the log) and
+/// copies its binding into the install; the app opens the SQLite file previewd hands it as a
+/// plain path, creates its table at start, and rows round-trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn better_sqlite3_app_gets_its_native_binding_and_keeps_rows() {
+    let cache = tempfile::tempdir().expect("cache dir");
+    let cache_dir = cache.path().to_path_buf();
+    let server = TestServer::start_with(move |c| c.cache_dir = Some(cache_dir)).await;
+    assert!(server.config.postgres_url.is_none());
+    let client = server.client("node-sqlite");
+    let generation = client.upload_fixture("db-node-sqlite").await;
+
+    let database = config_database(&client, &generation).await;
+    assert_eq!(database["wants"], "sql", "{database}");
+    assert_eq!(database["library"], "better-sqlite3", "{database}");
+    assert_eq!(database["provider"], "sqlite", "{database}");
+
+    let launched = launch(&client, &generation, false).await;
+    let log = history(&client, &generation).await;
+    let system = system_lines(&log);
+    for expected in [
+        "native: compiling better-sqlite3 11.10.0 for Node ",
+        "native: better-sqlite3 ready (compiled in ",
+    ] {
+        assert!(
+            system.iter().any(|l| l.line.starts_with(expected)),
+            "{expected:?} in the log:\n{}",
+            log_text(&log)
+        );
+    }
+
+    let given = app_json(
+        &client,
+        &generation,
+        &launched.session,
+        "/database",
+        json!({}),
+    )
+    .await;
+    let file = given["file"].as_str().expect("file");
+    assert!(
+        file.starts_with('/') && file.ends_with("/previewd.sqlite3"),
+        "the plain path of previewd.sqlite3: {given}"
+    );
+    for name in ["one", "two"] {
+        create_item(&client, &generation, &launched.session, "/items", name).await;
+    }
+    assert_eq!(
+        item_names(&client, &generation, &launched.session, "/items").await,
+        ["one", "two"]
+    );
 
     server.stop().await;
 }
