@@ -11,10 +11,11 @@
 //! but a plain semver version, and provides a `build/` folder made from the registry's copy of
 //! that version:
 //!
-//! - made once per (name, version, Node major, arch) into `<cache>/native/<name>@<version>-
-//!   node<major>-<arch>/build` (its `Release/*.node` files only) and shared by every project:
-//!   in a `.partial-` folder (renamed into place when complete), `npm install --ignore-scripts --no-save <name>@<version>` into a
-//!   fresh package, then npm's own bundled node-gyp (found next to the npm executable, never in
+//! - made once per (name, version, Node major, arch) into
+//!   `<cache>/native/<name>@<version>-node<major>-<arch>/build` (its `Release/*.node` files
+//!   only) and shared by every project: in a `.partial-` folder (renamed into place when
+//!   complete), `npm install --ignore-scripts --no-save <name>@<version>` into a fresh package,
+//!   then npm's own bundled node-gyp (found next to the npm executable, never in
 //!   `node_modules/.bin`) runs `rebuild --release` in `node_modules/<name>` with the `node` the
 //!   apps run on. node-gyp runs as a script of that fresh package (`npm run`), because npm is
 //!   what hands the machine's npm configuration (`nodedir`, `python`, proxies ...) to node-gyp
