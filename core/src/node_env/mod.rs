@@ -539,6 +539,16 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Runs `work`, blocking file work on `path`, off the async runtime.
+async fn blocking_io<F>(path: &Path, work: F) -> Result<(), NodeEnvError>
+where
+    F: FnOnce() -> std::io::Result<()> + Send + 'static,
+{
+    let done = tokio::task::spawn_blocking(work).await;
+    done.unwrap_or_else(|panicked| Err(std::io::Error::other(panicked)))
+        .map_err(io_error(path))
+}
+
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> NodeEnvError {
     let path = path.to_path_buf();
     move |source| NodeEnvError::Io { path, source }

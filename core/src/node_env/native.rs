@@ -36,7 +36,9 @@ use std::time::Instant;
 
 use tokio::process::Command;
 
-use super::{copy_tree, io_error, remove_dir, write_file, NodeEnvError, NodeEnvs, PartialDir};
+use super::{
+    blocking_io, copy_tree, io_error, remove_dir, write_file, NodeEnvError, NodeEnvs, PartialDir,
+};
 use super::{NodeInfo, READY_MARKER};
 
 /// The native addons previewd compiles, each built by `node-gyp rebuild` into `build/`.
@@ -150,14 +152,8 @@ impl NodeEnvs {
             };
             let target = node_modules.join(name).join(BUILD_DIR);
             remove_dir(&target).await?;
-            let (from, to) = (compiled, target.clone());
-            tokio::task::spawn_blocking(move || copy_tree(&from, &to))
-                .await
-                .map_err(|e| NodeEnvError::Io {
-                    path: target.clone(),
-                    source: std::io::Error::other(e.to_string()),
-                })?
-                .map_err(io_error(&target))?;
+            let to = target.clone();
+            blocking_io(&target, move || copy_tree(&compiled, &to)).await?;
         }
         Ok(())
     }
@@ -259,14 +255,8 @@ impl NodeEnvs {
             .join(package.name)
             .join(BUILD_DIR);
         let kept = partial.path.join(BUILD_DIR);
-        let (from, to) = (built.clone(), kept.clone());
-        tokio::task::spawn_blocking(move || keep_binaries(&from, &to))
-            .await
-            .map_err(|e| NodeEnvError::Io {
-                path: built.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?
-            .map_err(io_error(&built))?;
+        let from = built.clone();
+        blocking_io(&built, move || keep_binaries(&from, &kept)).await?;
         remove_dir(&scratch).await?;
         write_file(&partial.path.join(READY_MARKER), "").await?;
         partial.finish().await

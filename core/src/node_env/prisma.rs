@@ -23,7 +23,7 @@ use previewd_plugin_api::Project;
 use previewd_plugin_javascript::prisma::{self, PrismaSchema};
 use tokio::process::Command;
 
-use super::{copy_tree, io_error, write_file, NodeEnvError, DEPENDENCY_SECTIONS};
+use super::{blocking_io, copy_tree, io_error, write_file, NodeEnvError, DEPENDENCY_SECTIONS};
 use crate::install_step::{self, StepError};
 
 /// The dependencies that make a package generate a Prisma client.
@@ -231,13 +231,7 @@ async fn copy_generated(
         removed.map_err(io_error(&target))?;
     }
     let (from, to) = (source.to_path_buf(), target.clone());
-    tokio::task::spawn_blocking(move || copy_tree(&from, &to))
-        .await
-        .map_err(|e| NodeEnvError::Io {
-            path: target.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .map_err(io_error(&target))?;
+    blocking_io(&target, move || copy_tree(&from, &to)).await?;
     Ok(true)
 }
 
