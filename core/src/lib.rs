@@ -22,6 +22,8 @@
 //! - [`route_table`]: the runtime and static route tables merged into one.
 //! - [`runtimes`]: the launcher scripts previewd ships, written out under the data dir.
 //! - [`install_step`]: one installer run (venv, pip/uv, npm) with progress, tail and timeout.
+//! - [`cache_build`]: what the caches of built things share: the key, the build folder renamed
+//!   into place when complete.
 //! - [`python_env`]: cached virtualenvs keyed by what they install.
 //! - [`node_env`]: cached `node_modules` installs keyed by the lockfile (Prisma clients generated
 //!   into them, the SQLite drivers' native addons compiled from the registry), linked into
@@ -35,6 +37,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache_build;
 pub mod cli;
 pub mod config;
 pub mod database;

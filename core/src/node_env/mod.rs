@@ -32,17 +32,15 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use tokio::process::Command;
 use tokio::sync::OnceCell;
 
+use crate::cache_build::{CacheKey, PartialDir, READY_MARKER};
 use crate::install_step::{self, StepError};
 use prisma::{PrismaInput, PRISMA_ENV_PREFIX};
 
 /// Bumped when the layout of a cached install changes, so older ones are not reused.
 const KEY_SCHEME: &str = "previewd-node-env-v2";
-/// The file inside a finished install that says it is complete.
-const READY_MARKER: &str = ".previewd-ready";
 /// The lockfiles `npm ci` accepts, in the order npm prefers them.
 const LOCKFILES: &[&str] = &["package-lock.json", "npm-shrinkwrap.json"];
 /// The `package.json` sections that decide what gets installed without a lockfile.
@@ -179,30 +177,24 @@ impl InstallInput {
 
     /// The cache key: the first 128 bits (hex) of a sha256 over what decides the install.
     fn key(&self, node_major: &str) -> String {
-        let mut hasher = Sha256::new();
-        let mut feed = |label: &str, value: &[u8]| {
-            hasher.update(label.as_bytes());
-            hasher.update((value.len() as u64).to_le_bytes());
-            hasher.update(value);
-        };
-        feed("scheme", KEY_SCHEME.as_bytes());
-        feed("node-major", node_major.as_bytes());
+        let mut key = CacheKey::new(KEY_SCHEME);
+        key.feed("node-major", node_major.as_bytes());
         match &self.lockfile {
             Some((name, text)) => {
-                feed("lockfile-name", name.as_bytes());
-                feed("lockfile", text.as_bytes());
+                key.feed("lockfile-name", name.as_bytes());
+                key.feed("lockfile", text.as_bytes());
             }
             None => {
                 for (name, range) in &self.dependencies {
-                    feed("dependency", name.as_bytes());
-                    feed("range", range.as_bytes());
+                    key.feed("dependency", name.as_bytes());
+                    key.feed("range", range.as_bytes());
                 }
             }
         }
         if let Some(prisma) = &self.prisma {
-            prisma.feed_key(&mut feed);
+            prisma.feed_key(&mut key);
         }
-        hex::encode(&hasher.finalize()[..16])
+        key.finish()
     }
 
     /// How many packages the install brings, for the progress line: the lockfile's package
@@ -333,7 +325,7 @@ impl NodeEnvs {
     ) -> Result<(), NodeEnvError> {
         remove_dir(dir).await?;
         let partial = PartialDir::new(dir);
-        let build = partial.path.clone();
+        let build = partial.path().to_path_buf();
         tokio::fs::create_dir_all(&build)
             .await
             .map_err(io_error(&build))?;
@@ -362,7 +354,7 @@ impl NodeEnvs {
                 .await?;
         }
         write_file(&build.join(READY_MARKER), "").await?;
-        partial.finish().await
+        finish(partial).await
     }
 
     /// Runs npm in `cwd`, forwarding its output to `progress`, killing it after the timeout.
@@ -442,52 +434,15 @@ impl NodeEnvs {
     }
 }
 
-/// A `.partial-` build folder, removed when dropped (error, timeout, cancelled launch) unless
-/// [`PartialDir::finish`] renamed it into place.
-struct PartialDir {
-    path: PathBuf,
-    target: PathBuf,
-    keep: bool,
-}
-
-impl PartialDir {
-    fn new(target: &Path) -> PartialDir {
-        let mut name = target.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".partial-{}", uuid::Uuid::new_v4().simple()));
-        PartialDir {
-            path: target.with_file_name(name),
-            target: target.to_path_buf(),
-            keep: false,
-        }
-    }
-
-    async fn finish(mut self) -> Result<(), NodeEnvError> {
-        match tokio::fs::rename(&self.path, &self.target).await {
-            Ok(()) => {
-                self.keep = true;
-                Ok(())
-            }
-            // Another process sharing the cache finished the same install first: use that one.
-            Err(_) if self.target.join(READY_MARKER).is_file() => Ok(()),
-            Err(source) => Err(NodeEnvError::Io {
-                path: self.target.clone(),
-                source,
-            }),
-        }
-    }
-}
-
-impl Drop for PartialDir {
-    fn drop(&mut self) {
-        if self.keep {
-            return;
-        }
-        if let Err(error) = std::fs::remove_dir_all(&self.path) {
-            if error.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(dir = %self.path.display(), %error, "could not remove a partial install");
-            }
-        }
-    }
+/// Renames the finished build `partial` into place; another process's finished install of the
+/// same key there first is as good.
+async fn finish(partial: PartialDir) -> Result<(), NodeEnvError> {
+    let target = partial.target().to_path_buf();
+    partial
+        .finish(async |target: &Path| target.join(READY_MARKER).is_file())
+        .await
+        .map(drop)
+        .map_err(io_error(&target))
 }
 
 /// Points `link_path` at `target`, replacing whatever is there (an older link, an uploaded
@@ -703,16 +658,5 @@ mod tests {
         let (err, left) = failing_install(Duration::from_millis(1)).await;
         assert!(matches!(err, NodeEnvError::Timeout { .. }), "{err}");
         assert!(left.is_empty(), "{left:?}");
-    }
-
-    /// An unfinished build folder is removed when dropped.
-    #[test]
-    fn partial_dirs_are_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let partial = PartialDir::new(&dir.path().join("key"));
-        std::fs::create_dir(&partial.path).unwrap();
-        let path = partial.path.clone();
-        drop(partial);
-        assert!(!path.exists());
     }
 }

@@ -36,10 +36,9 @@ use std::time::Instant;
 
 use tokio::process::Command;
 
-use super::{
-    blocking_io, copy_tree, io_error, remove_dir, write_file, NodeEnvError, NodeEnvs, PartialDir,
-};
-use super::{NodeInfo, READY_MARKER};
+use super::NodeInfo;
+use super::{blocking_io, copy_tree, io_error, remove_dir, write_file, NodeEnvError, NodeEnvs};
+use crate::cache_build::{PartialDir, READY_MARKER};
 
 /// The native addons previewd compiles, each built by `node-gyp rebuild` into `build/`.
 pub(super) const NATIVE_PACKAGES: &[&str] = &["better-sqlite3", "sqlite3"];
@@ -221,7 +220,7 @@ impl NodeEnvs {
             .await
             .map_err(io_error(parent))?;
         let partial = PartialDir::new(dir);
-        let scratch = partial.path.join("scratch");
+        let scratch = partial.path().join("scratch");
         tokio::fs::create_dir_all(&scratch)
             .await
             .map_err(io_error(&scratch))?;
@@ -254,12 +253,12 @@ impl NodeEnvs {
             .join("node_modules")
             .join(package.name)
             .join(BUILD_DIR);
-        let kept = partial.path.join(BUILD_DIR);
+        let kept = partial.path().join(BUILD_DIR);
         let from = built.clone();
         blocking_io(&built, move || keep_binaries(&from, &kept)).await?;
         remove_dir(&scratch).await?;
-        write_file(&partial.path.join(READY_MARKER), "").await?;
-        partial.finish().await
+        write_file(&partial.path().join(READY_MARKER), "").await?;
+        super::finish(partial).await
     }
 
     /// npm's bundled node-gyp: in the package folder of the npm executable (its real path), else

@@ -24,6 +24,7 @@ use previewd_plugin_javascript::prisma::{self, PrismaSchema};
 use tokio::process::Command;
 
 use super::{blocking_io, copy_tree, io_error, write_file, NodeEnvError, DEPENDENCY_SECTIONS};
+use crate::cache_build::CacheKey;
 use crate::install_step::{self, StepError};
 
 /// The dependencies that make a package generate a Prisma client.
@@ -105,15 +106,15 @@ impl PrismaInput {
 
     /// Feeds what decides the generated client into the install's cache key: the schema, its
     /// files' text and previewd's `PRISMA_*` variables.
-    pub(super) fn feed_key(&self, feed: &mut impl FnMut(&str, &[u8])) {
-        feed("prisma-schema", self.schema_arg().as_bytes());
+    pub(super) fn feed_key(&self, key: &mut CacheKey) {
+        key.feed("prisma-schema", self.schema_arg().as_bytes());
         for (path, text) in &self.files {
-            feed("prisma-file", path.to_string_lossy().as_bytes());
-            feed("prisma-text", text.as_bytes());
+            key.feed("prisma-file", path.to_string_lossy().as_bytes());
+            key.feed("prisma-text", text.as_bytes());
         }
         for (name, value) in &self.env {
-            feed("prisma-env", name.as_bytes());
-            feed("prisma-env-value", value.as_bytes());
+            key.feed("prisma-env", name.as_bytes());
+            key.feed("prisma-env-value", value.as_bytes());
         }
     }
 

@@ -20,11 +20,11 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::base_python::BasePython;
 use super::build_dir::{
-    discard_leftovers, has_ready_marker, is_ready, repoint_scripts, unix_time_now, Finish,
-    PartialDir,
+    self, discard_leftovers, has_ready_marker, is_ready, repoint_scripts, unix_time_now,
 };
 use super::installer::{probe_uv_version, Installer};
 use super::{step, ProvisionError};
+use crate::cache_build::{Finish, PartialDir};
 
 /// The uv version installed into the cache.
 pub(super) const UV_VERSION: &str = "0.13.9";
@@ -226,7 +226,7 @@ impl UvBootstrap {
             "python": python.version,
             "built_at_unix": unix_time_now(),
         });
-        match partial.finish(&marker).await? {
+        match build_dir::finish(partial, &marker).await? {
             Finish::Renamed => Ok(version),
             Finish::AlreadyThere => {
                 tracing::info!("another process installed uv into the cache first; using its copy");

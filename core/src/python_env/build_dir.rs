@@ -1,92 +1,40 @@
 //! Building a cache directory (an env, the uv tool venv) so that nobody ever uses a half-built
-//! one: it is built in `<name>.partial-<random>` next to its final path, gets a ready marker,
-//! and is renamed into place only when complete. Also here: what a crash leaves behind is
-//! removed, and the paths pip wrote into scripts are pointed at the final directory.
-//!
-//! Two processes sharing the cache may build the same directory at once: the first rename wins
-//! and the other process uses the winner's directory ([`Finish::AlreadyThere`]).
+//! one: it is built in a [`crate::cache_build::PartialDir`] next to its final path, gets a ready
+//! marker describing the build, and is renamed into place only when complete (a directory is
+//! ready when it has the marker and a working `bin/python`). Also here: what a crash leaves
+//! behind is removed, and the paths pip wrote into scripts are pointed at the final directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::ProvisionError;
+use crate::cache_build::{Finish, PartialDir, READY_MARKER};
 
-/// The file inside a finished directory that says it is complete.
-const READY_MARKER: &str = ".previewd-ready";
 /// A `.partial-` dir younger than this may belong to a live build in another process.
 const MIN_STALE_PARTIAL_AGE: Duration = Duration::from_secs(3600);
 /// Files in a venv's `bin` larger than this are programs, not scripts: they never hold the build
 /// path, and reading them costs time (uv itself is about 40 MB).
 const MAX_SCRIPT_SIZE: u64 = 1 << 20;
 
-/// How [`PartialDir::finish`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Finish {
-    /// This build was renamed into place.
-    Renamed,
-    /// Another process finished the same directory first; its directory stays and this build
-    /// was discarded.
-    AlreadyThere,
-}
-
-/// A `.partial-` build dir, removed when dropped (error, timeout or cancelled future) unless
-/// [`PartialDir::finish`] renamed it into place.
-pub(super) struct PartialDir {
-    path: PathBuf,
-    target: PathBuf,
-    keep: bool,
-}
-
-impl PartialDir {
-    /// A fresh partial dir name for `target` (`<target>.partial-<random>`); nothing is created.
-    pub(super) fn new(target: &Path) -> PartialDir {
-        let mut name = target.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".partial-{}", uuid::Uuid::new_v4().simple()));
-        PartialDir {
-            path: target.with_file_name(name),
-            target: target.to_path_buf(),
-            keep: false,
-        }
-    }
-
-    /// Where the build goes.
-    pub(super) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Writes the ready marker (`marker`, JSON describing the build) and renames the build to
-    /// its final path.
-    pub(super) async fn finish(
-        mut self,
-        marker: &serde_json::Value,
-    ) -> Result<Finish, ProvisionError> {
-        write_file(&self.path.join(READY_MARKER), marker.to_string().as_bytes()).await?;
-        match tokio::fs::rename(&self.path, &self.target).await {
-            Ok(()) => {
-                self.keep = true;
-                Ok(Finish::Renamed)
-            }
-            // Another process sharing the cache dir finished the same directory first.
-            Err(_) if is_ready(&self.target).await => Ok(Finish::AlreadyThere),
-            Err(source) => Err(ProvisionError::Io {
-                path: self.target.clone(),
-                source,
-            }),
-        }
-    }
-}
-
-impl Drop for PartialDir {
-    fn drop(&mut self) {
-        if self.keep {
-            return;
-        }
-        if let Err(error) = std::fs::remove_dir_all(&self.path) {
-            if error.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(dir = %self.path.display(), %error, "could not remove a partial build");
-            }
-        }
-    }
+/// Writes the ready marker (`marker`, JSON describing the build) into `partial` and renames it
+/// to its final path.
+pub(super) async fn finish(
+    partial: PartialDir,
+    marker: &serde_json::Value,
+) -> Result<Finish, ProvisionError> {
+    write_file(
+        &partial.path().join(READY_MARKER),
+        marker.to_string().as_bytes(),
+    )
+    .await?;
+    let target = partial.target().to_path_buf();
+    partial
+        .finish(is_ready)
+        .await
+        .map_err(|source| ProvisionError::Io {
+            path: target,
+            source,
+        })
 }
 
 /// Whether `dir` is a finished venv: it has the ready marker and a working `bin/python` link.
@@ -258,26 +206,6 @@ mod tests {
         assert_eq!(link, Path::new("/c/k.partial-1/bin/python3"));
     }
 
-    /// A partial dir sits next to its target and is removed when dropped unfinished.
-    #[tokio::test]
-    async fn partial_dirs() {
-        let cache = tempfile::tempdir().unwrap();
-        let target = cache.path().join("key");
-        let partial = PartialDir::new(&target);
-        assert_eq!(partial.path().parent(), Some(cache.path()));
-        let name = partial
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        assert!(name.starts_with("key.partial-"), "{name}");
-        tokio::fs::create_dir(partial.path()).await.unwrap();
-        let path = partial.path().to_path_buf();
-        drop(partial);
-        assert!(!path.exists(), "an unfinished partial dir is removed");
-    }
-
     /// The first rename wins; a second build of the same dir is discarded for it.
     #[tokio::test]
     async fn finishing_twice_keeps_the_first() {
@@ -292,10 +220,10 @@ mod tests {
         let (first, second) = (build("first"), build("second"));
         let second_path = second.path().to_path_buf();
         let marker = serde_json::json!({});
-        assert_eq!(first.finish(&marker).await.unwrap(), Finish::Renamed);
+        assert_eq!(finish(first, &marker).await.unwrap(), Finish::Renamed);
         assert!(is_ready(&target).await);
         assert!(has_ready_marker(&target));
-        assert_eq!(second.finish(&marker).await.unwrap(), Finish::AlreadyThere);
+        assert_eq!(finish(second, &marker).await.unwrap(), Finish::AlreadyThere);
         assert!(!second_path.exists(), "the losing build is removed");
         let python = std::fs::read_to_string(target.join("bin").join("python")).unwrap();
         assert_eq!(python, "first");

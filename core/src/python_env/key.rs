@@ -5,11 +5,10 @@
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use super::base_python::BasePython;
 use super::manifest::Manifest;
 use super::plan::InstallPlan;
+use crate::cache_build::CacheKey;
 
 /// Bumped when the layout of an env changes, so older envs are not reused.
 const KEY_SCHEME: &str = "previewd-python-env-v1";
@@ -23,25 +22,19 @@ pub(super) fn env_key(
     manifests: &[Manifest],
     project_dir: &Path,
 ) -> String {
-    let mut hasher = Sha256::new();
-    let mut feed = |label: &str, value: &[u8]| {
-        hasher.update(label.as_bytes());
-        hasher.update((value.len() as u64).to_le_bytes());
-        hasher.update(value);
-    };
-    feed("scheme", KEY_SCHEME.as_bytes());
-    feed("installer", installer.as_bytes());
-    feed("python-version", python.version.as_bytes());
-    feed("python", python.executable.as_os_str().as_encoded_bytes());
-    feed("base", plan.base.as_bytes());
+    let mut key = CacheKey::new(KEY_SCHEME);
+    key.feed("installer", installer.as_bytes());
+    key.feed("python-version", python.version.as_bytes());
+    key.feed("python", python.executable.as_os_str().as_encoded_bytes());
+    key.feed("base", plan.base.as_bytes());
     for manifest in manifests {
-        feed("manifest-name", manifest.name.as_bytes());
-        feed("manifest", manifest.text.as_bytes());
+        key.feed("manifest-name", manifest.name.as_bytes());
+        key.feed("manifest", manifest.text.as_bytes());
     }
     if plan.local_references {
-        feed("project-dir", project_dir.as_os_str().as_encoded_bytes());
+        key.feed("project-dir", project_dir.as_os_str().as_encoded_bytes());
     }
-    hex::encode(&hasher.finalize()[..16])
+    key.finish()
 }
 
 /// The short form of a key for progress lines: `3f2a1b0c…`.

@@ -56,11 +56,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 use tracing::Instrument;
 
+use crate::cache_build::{Finish, PartialDir};
 use base_python::BasePython;
 use bootstrap::UvBootstrap;
-use build_dir::{
-    discard_leftovers, is_ready, repoint_scripts, unix_time_now, write_file, Finish, PartialDir,
-};
+use build_dir::{discard_leftovers, is_ready, repoint_scripts, unix_time_now, write_file};
 pub use error::ProvisionError;
 use installer::{configured_uv, non_empty_env, Installer};
 use key::{env_key, short};
@@ -337,7 +336,7 @@ impl PythonEnvs {
             "manifests": plan.manifest_names,
             "built_at_unix": unix_time_now(),
         });
-        partial.finish(&marker).await
+        build_dir::finish(partial, &marker).await
     }
 
     /// The base python's version and real executable, asked once.
