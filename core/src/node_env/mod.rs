@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::process::Command;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, OwnedMutexGuard};
 
 use crate::cache_build::{CacheKey, PartialDir, READY_MARKER};
 use crate::install_step::{self, StepError};
@@ -281,16 +281,9 @@ impl NodeEnvs {
         }
         let key = input.key(&node.major);
         let short = &key[..8];
-        let lock = self.lock_for(&key);
-        let _build = match lock.try_lock() {
-            Ok(guard) => guard,
-            Err(_) => {
-                progress(format!(
-                    "node_modules {short}…: waiting for the install already under way"
-                ));
-                lock.lock().await
-            }
-        };
+        let waiting =
+            || format!("node_modules {short}…: waiting for the install already under way");
+        let _build = self.build_lock(&key, waiting, progress).await;
         let dir = self.cache_dir.join(&key);
         let reused = dir.join(READY_MARKER).is_file();
         if reused {
@@ -427,10 +420,25 @@ impl NodeEnvs {
             .await
     }
 
-    /// The mutex serialising installs of `key` within this process.
-    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
-        locks.entry(key.to_string()).or_default().clone()
+    /// Holds the mutex serialising builds of `key` within this process; when another build
+    /// holds it, says `waiting` through `progress` and waits for it.
+    async fn build_lock(
+        &self,
+        key: &str,
+        waiting: impl FnOnce() -> String,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+            locks.entry(key.to_string()).or_default().clone()
+        };
+        match lock.clone().try_lock_owned() {
+            Ok(guard) => guard,
+            Err(_) => {
+                progress(waiting());
+                lock.lock_owned().await
+            }
+        }
     }
 }
 

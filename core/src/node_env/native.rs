@@ -52,6 +52,8 @@ const RELEASE_DIR: &str = "Release";
 const COMPILE_SCRIPT: &str = "previewd-compile";
 /// The `node` node-gyp runs on (so compiles for), given to the compile script.
 const NODE_VARIABLE: &str = "NATIVE_NODE";
+/// The longest version string taken (it names a cache folder).
+const MAX_VERSION_LENGTH: usize = 128;
 /// npm's bundled node-gyp, from npm's package folder.
 const BUNDLED_NODE_GYP: &str = "node_modules/node-gyp/bin/node-gyp.js";
 
@@ -97,27 +99,7 @@ pub(super) fn installed(node_modules: &Path) -> Vec<NativePackage> {
 /// Whether `version` is a plain semver version (`1.2.3`, `1.2.3-beta.1+build.5`): what may be
 /// asked of the registry and named in a cache folder; ranges, paths, URLs and tags are not.
 pub(super) fn plain_version(version: &str) -> bool {
-    let identifiers = |text: &str| {
-        text.split('.').all(|part| {
-            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-    };
-    let (rest, build) = match version.split_once('+') {
-        Some((rest, build)) => (rest, Some(build)),
-        None => (version, None),
-    };
-    let (core, pre) = match rest.split_once('-') {
-        Some((core, pre)) => (core, Some(pre)),
-        None => (rest, None),
-    };
-    let numbers: Vec<&str> = core.split('.').collect();
-    numbers.len() == 3
-        && numbers
-            .iter()
-            .all(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))
-        && pre.is_none_or(identifiers)
-        && build.is_none_or(identifiers)
-        && version.len() <= 128
+    version.len() <= MAX_VERSION_LENGTH && semver::Version::parse(version).is_ok()
 }
 
 impl NodeEnvs {
@@ -168,16 +150,10 @@ impl NodeEnvs {
         let (name, version, major) = (package.name, &package.version, &node.major);
         let key = package.key(major);
         let dir = self.cache_dir.join(NATIVE_DIR).join(&key);
-        let lock = self.lock_for(&format!("{NATIVE_DIR}/{key}"));
-        let _compile = match lock.try_lock() {
-            Ok(guard) => guard,
-            Err(_) => {
-                progress(format!(
-                    "native: waiting for the compile of {name} {version} already under way"
-                ));
-                lock.lock().await
-            }
-        };
+        let waiting =
+            || format!("native: waiting for the compile of {name} {version} already under way");
+        let lock_key = format!("{NATIVE_DIR}/{key}");
+        let _compile = self.build_lock(&lock_key, waiting, progress).await;
         if dir.join(READY_MARKER).is_file() {
             progress(format!("native: {name} {version} from the cache"));
             return Some(dir.join(BUILD_DIR));
