@@ -1,14 +1,18 @@
 //! What every cache of built things shares (Python virtualenvs, the uv tool venv, `node_modules`
 //! installs, compiled native addons): a key hashed from everything that decides the build, so
-//! identical inputs share one entry and any change gets a new one, and a build folder that is
-//! renamed into place only when complete, so nobody ever uses a half-built entry.
+//! identical inputs share one entry and any change gets a new one; a lock per key, so
+//! concurrent launches wait for one build; and a build folder that is renamed into place only
+//! when complete, so nobody ever uses a half-built entry.
 //!
 //! Two processes sharing the cache may build the same entry at once: the first rename wins and
 //! the other process uses the winner's ([`Finish::AlreadyThere`]).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
+use tokio::sync::OwnedMutexGuard;
 
 /// The file inside a finished entry that says it is complete.
 pub const READY_MARKER: &str = ".previewd-ready";
@@ -36,6 +40,34 @@ impl CacheKey {
     /// The key: the first 128 bits of the sha256, in hex.
     pub fn finish(self) -> String {
         hex::encode(&self.0.finalize()[..16])
+    }
+}
+
+/// The builds under way in this process, a mutex per key, so concurrent launches wanting the
+/// same entry wait for a single build.
+#[derive(Default)]
+pub struct BuildLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl BuildLocks {
+    /// Holds the build of `key`; when another holds it, says `waiting` through `progress` and
+    /// waits for it.
+    pub async fn hold(
+        &self,
+        key: &str,
+        waiting: impl FnOnce() -> String,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            locks.entry(key.to_string()).or_default().clone()
+        };
+        match lock.clone().try_lock_owned() {
+            Ok(guard) => guard,
+            Err(_) => {
+                progress(waiting());
+                lock.lock_owned().await
+            }
+        }
     }
 }
 

@@ -26,16 +26,15 @@
 mod native;
 mod prisma;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::process::Command;
-use tokio::sync::{OnceCell, OwnedMutexGuard};
+use tokio::sync::OnceCell;
 
-use crate::cache_build::{CacheKey, PartialDir, READY_MARKER};
+use crate::cache_build::{BuildLocks, CacheKey, PartialDir, READY_MARKER};
 use crate::install_step::{self, StepError};
 use prisma::{PrismaInput, PRISMA_ENV_PREFIX};
 
@@ -228,7 +227,7 @@ pub struct NodeEnvs {
     /// previewd's own `PRISMA_*` environment variables, for `prisma generate`.
     prisma_env: BTreeMap<String, String>,
     node_info: OnceCell<NodeInfo>,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: BuildLocks,
     /// How long one install may run before it is killed and the launch fails. Default 10 min.
     pub install_timeout: Duration,
 }
@@ -254,7 +253,7 @@ impl NodeEnvs {
                 .filter(|(name, _)| name.starts_with(PRISMA_ENV_PREFIX))
                 .collect(),
             node_info: OnceCell::new(),
-            locks: Mutex::default(),
+            locks: BuildLocks::default(),
             install_timeout: DEFAULT_INSTALL_TIMEOUT,
         })
     }
@@ -283,7 +282,7 @@ impl NodeEnvs {
         let short = &key[..8];
         let waiting =
             || format!("node_modules {short}…: waiting for the install already under way");
-        let _build = self.build_lock(&key, waiting, progress).await;
+        let _build = self.locks.hold(&key, waiting, progress).await;
         let dir = self.cache_dir.join(&key);
         let reused = dir.join(READY_MARKER).is_file();
         if reused {
@@ -419,27 +418,6 @@ impl NodeEnvs {
             })
             .await
     }
-
-    /// Holds the mutex serialising builds of `key` within this process; when another build
-    /// holds it, says `waiting` through `progress` and waits for it.
-    async fn build_lock(
-        &self,
-        key: &str,
-        waiting: impl FnOnce() -> String,
-        progress: &(dyn Fn(String) + Send + Sync),
-    ) -> OwnedMutexGuard<()> {
-        let lock = {
-            let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
-            locks.entry(key.to_string()).or_default().clone()
-        };
-        match lock.clone().try_lock_owned() {
-            Ok(guard) => guard,
-            Err(_) => {
-                progress(waiting());
-                lock.lock_owned().await
-            }
-        }
-    }
 }
 
 /// Renames the finished build `partial` into place; another process's finished install of the
@@ -520,6 +498,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> NodeEnvError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     /// A project folder holding `files`, read as an install input.
     pub(super) async fn input(files: &[(&str, &str)]) -> InstallInput {

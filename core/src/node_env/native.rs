@@ -153,7 +153,7 @@ impl NodeEnvs {
         let waiting =
             || format!("native: waiting for the compile of {name} {version} already under way");
         let lock_key = format!("{NATIVE_DIR}/{key}");
-        let _compile = self.build_lock(&lock_key, waiting, progress).await;
+        let _compile = self.locks.hold(&lock_key, waiting, progress).await;
         if dir.join(READY_MARKER).is_file() {
             progress(format!("native: {name} {version} from the cache"));
             return Some(dir.join(BUILD_DIR));

@@ -47,16 +47,14 @@ mod plan;
 mod pyproject;
 mod step;
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 use tracing::Instrument;
 
-use crate::cache_build::{Finish, PartialDir};
+use crate::cache_build::{BuildLocks, Finish, PartialDir};
 use base_python::BasePython;
 use bootstrap::UvBootstrap;
 use build_dir::{discard_leftovers, is_ready, repoint_scripts, unix_time_now, write_file};
@@ -96,7 +94,7 @@ pub struct PythonEnvs {
     base_python: String,
     base_python_info: OnceCell<BasePython>,
     uv_cache_dir: Option<OsString>,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: BuildLocks,
     /// How long one installer step (creating the env, installing into it) may run before it is
     /// killed and the build fails. Default: 10 minutes.
     pub install_timeout: Duration,
@@ -140,7 +138,7 @@ impl PythonEnvs {
             base_python,
             base_python_info: OnceCell::new(),
             uv_cache_dir: non_empty_env("PREVIEWD_UV_CACHE_DIR"),
-            locks: Mutex::new(HashMap::new()),
+            locks: BuildLocks::default(),
             install_timeout: DEFAULT_INSTALL_TIMEOUT,
         };
         tracing::info!(
@@ -192,17 +190,13 @@ impl PythonEnvs {
         let key = env_key(installer.kind(), python, &plan, &manifests, project_dir);
         let span = tracing::info_span!("python_env", key = %short(&key));
         async {
-            let lock = self.lock_for(&key);
-            let _build = match lock.try_lock() {
-                Ok(guard) => guard,
-                Err(_) => {
-                    progress(format!(
-                        "python env {}: waiting for the build of the same env already under way",
-                        short(&key)
-                    ));
-                    lock.lock().await
-                }
+            let waiting = || {
+                format!(
+                    "python env {}: waiting for the build of the same env already under way",
+                    short(&key)
+                )
             };
+            let _build = self.locks.hold(&key, waiting, progress).await;
             let dir = self.cache_dir.join(&key);
             let env = PythonEnv {
                 python: dir.join("bin").join("python"),
@@ -344,14 +338,5 @@ impl PythonEnvs {
         self.base_python_info
             .get_or_try_init(|| base_python::probe(&self.base_python))
             .await
-    }
-
-    /// The mutex serialising builds of the env `key` within this process.
-    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .locks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        locks.entry(key.to_string()).or_default().clone()
     }
 }
