@@ -846,21 +846,11 @@ impl Evidence {
 
     /// The split connection variables, each once (where it was best seen), best first.
     fn parts(&self) -> Vec<(&str, Part, &Clue)> {
-        // (source, first seen, name, part, clue), as in `variables`.
-        let mut best: Vec<(Source, usize, &str, Part, &Clue)> = Vec::new();
-        for (order, (name, part, clue)) in self.parts.iter().enumerate() {
-            match best.iter_mut().find(|entry| entry.2 == name) {
-                Some(entry) if clue.source < entry.0 => {
-                    *entry = (clue.source, order, name, *part, clue)
-                }
-                Some(_) => {}
-                None => best.push((clue.source, order, name, *part, clue)),
-            }
-        }
-        best.sort_by_key(|(source, order, ..)| (*source, *order));
-        best.into_iter()
-            .map(|(_, _, name, part, clue)| (name, part, clue))
-            .collect()
+        best_sightings(
+            self.parts
+                .iter()
+                .map(|(name, part, clue)| (name.as_str(), *part, clue)),
+        )
     }
 
     /// Where `library` was seen: in the code if it was, else in a manifest.
@@ -938,26 +928,35 @@ impl Evidence {
             Wants::Mongo => !is_sql_variable(name),
             Wants::Sql | Wants::Postgres => !is_mongo_variable(name),
         };
-        // (source, first seen, name, clue): the best sighting of each name.
-        let mut best: Vec<(Source, usize, &str, &Clue)> = Vec::new();
-        for (order, (name, clue)) in self.variables.iter().enumerate() {
-            if !fits(name) {
-                continue;
-            }
-            match best.iter_mut().find(|(_, _, n, _)| n == name) {
-                Some(entry) if clue.source < entry.0 => *entry = (clue.source, order, name, clue),
-                Some(_) => {}
-                None => best.push((clue.source, order, name, clue)),
-            }
-        }
-        best.sort_by_key(|(source, order, _, _)| (*source, *order));
-        let clue = best.first().map(|(_, _, _, clue)| *clue);
-        let mut names: Vec<String> = best.iter().map(|(_, _, n, _)| n.to_string()).collect();
+        let sightings = self.variables.iter().filter(|(name, _)| fits(name));
+        let best = best_sightings(sightings.map(|(name, clue)| (name.as_str(), (), clue)));
+        let clue = best.first().map(|(_, _, clue)| *clue);
+        let mut names: Vec<String> = best.iter().map(|(name, ..)| name.to_string()).collect();
         if names.is_empty() {
             names.push(DEFAULT_VARIABLE.to_string());
         }
         (names, clue)
     }
+}
+
+/// The best sighting of each name among `sightings` (name, what goes with it, where): the
+/// sources in their order of trust, ties in the order seen; best first.
+fn best_sightings<'a, T: Copy>(
+    sightings: impl Iterator<Item = (&'a str, T, &'a Clue)>,
+) -> Vec<(&'a str, T, &'a Clue)> {
+    // (source, order seen, name, what goes with it, clue)
+    let mut best: Vec<(Source, usize, &str, T, &Clue)> = Vec::new();
+    for (order, (name, with, clue)) in sightings.enumerate() {
+        match best.iter_mut().find(|entry| entry.2 == name) {
+            Some(entry) if clue.source < entry.0 => *entry = (clue.source, order, name, with, clue),
+            Some(_) => {}
+            None => best.push((clue.source, order, name, with, clue)),
+        }
+    }
+    best.sort_by_key(|(source, order, ..)| (*source, *order));
+    best.into_iter()
+        .map(|(_, _, name, with, clue)| (name, with, clue))
+        .collect()
 }
 
 /// The split variables of each file, worded for the reason: "app/config.py reads POSTGRES_SERVER,
