@@ -2,12 +2,15 @@
 //! generators write, and the command applying its migrations.
 //!
 //! The schema is looked for the way the Prisma CLI does, relative to the package folder: the
-//! path in `package.json`'s `"prisma": {"schema": ...}`, else `prisma/schema.prisma`, else
+//! `schema` of a Prisma config file (`prisma.config.ts` and its `.js`/`.mjs`/... siblings, or
+//! `.config/prisma.ts`, read as text for a string literal, never run), else the path in
+//! `package.json`'s `"prisma": {"schema": ...}`, else `prisma/schema.prisma`, else
 //! `schema.prisma`, else a `prisma/` folder of `*.prisma` files (a multi-file schema). A schema
 //! file whose folder holds other `.prisma` files is that folder's multi-file schema.
 //!
 //! Migrations are applied with `prisma migrate deploy` when the package depends on the `prisma`
-//! CLI and a `migrations` folder sits next to the schema. The CLI runs as
+//! CLI and a `migrations` folder sits next to the schema, or where the config file's
+//! `migrations: { path }` says. The CLI runs as
 //! `node node_modules/prisma/build/index.js` (what its `bin` entry points at), since the host
 //! puts the interpreter in front of a plan's `migrate` arguments. The host generates the client
 //! itself when it installs the dependencies, from the same [`PrismaSchema`].
@@ -27,6 +30,21 @@ const DEFAULT_FILES: &[&str] = &["prisma/schema.prisma", "schema.prisma"];
 const DEFAULT_FOLDER: &str = "prisma";
 /// The extension of schema files.
 const EXTENSION: &str = "prisma";
+/// Where the Prisma CLI looks for its config file, relative to the package folder, in its order.
+const CONFIG_FILES: &[&str] = &[
+    "prisma.config.ts",
+    "prisma.config.mts",
+    "prisma.config.cts",
+    "prisma.config.js",
+    "prisma.config.mjs",
+    "prisma.config.cjs",
+    ".config/prisma.ts",
+    ".config/prisma.mts",
+    ".config/prisma.cts",
+    ".config/prisma.js",
+    ".config/prisma.mjs",
+    ".config/prisma.cjs",
+];
 
 /// A package's Prisma schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +56,71 @@ pub struct PrismaSchema {
     pub is_folder: bool,
     /// The `.prisma` files making it up, relative to the package folder, sorted.
     pub files: Vec<PathBuf>,
+    /// The migrations folder a config file names, relative to the package folder.
+    configured_migrations: Option<PathBuf>,
+}
+
+/// What a package's Prisma config file says, its paths relative to the package folder.
+#[derive(Debug, Default, PartialEq)]
+struct PrismaConfig {
+    schema: Option<PathBuf>,
+    migrations: Option<PathBuf>,
+}
+
+impl PrismaConfig {
+    /// The first config file the CLI would load among the package's `files`, read from `dir`.
+    fn find(project: &Project, dir: &Path, files: &[PathBuf]) -> PrismaConfig {
+        let Some(file) = CONFIG_FILES
+            .iter()
+            .map(Path::new)
+            .find(|c| files.iter().any(|f| f == c))
+        else {
+            return PrismaConfig::default();
+        };
+        let Ok(text) = project.read_to_string(dir.join(file)) else {
+            return PrismaConfig::default();
+        };
+        // Paths in the config are relative to its own folder.
+        let folder = file.parent().unwrap_or(Path::new(""));
+        let resolve = |value: String| normalize(&folder.join(value.trim_start_matches("./")));
+        let migrations = property(&text, "migrations")
+            .and_then(|value| value.strip_prefix('{'))
+            .map(|block| &block[..block.find('}').unwrap_or(block.len())])
+            .and_then(|block| property(block, "path"));
+        PrismaConfig {
+            schema: property(&text, "schema")
+                .and_then(string_literal)
+                .and_then(resolve),
+            migrations: migrations.and_then(string_literal).and_then(resolve),
+        }
+    }
+}
+
+/// What follows the first `name:` property in a JavaScript text, from its value on.
+fn property<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let mut searched = 0;
+    while let Some(at) = text[searched..].find(name).map(|at| at + searched) {
+        searched = at + name.len();
+        let before = text[..at].chars().next_back();
+        let is_word_start =
+            before.is_none_or(|c| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '$')));
+        let after = text[searched..].trim_start();
+        if let Some(value) = after.strip_prefix(':').filter(|_| is_word_start) {
+            return Some(value.trim_start());
+        }
+    }
+    None
+}
+
+/// The string literal a value starts with (quoted with `"`, `'` or a backtick without `${`);
+/// `None` when it is not a plain literal (`path.join(...)`), which callers treat as unset.
+fn string_literal(value: &str) -> Option<String> {
+    let quote = value
+        .chars()
+        .next()
+        .filter(|q| matches!(q, '"' | '\'' | '`'))?;
+    let literal = &value[1..value[1..].find(quote)? + 1];
+    (!literal.contains("${")).then(|| literal.to_string())
 }
 
 impl PrismaSchema {
@@ -51,18 +134,25 @@ impl PrismaSchema {
             .filter_map(|f| f.strip_prefix(dir).ok())
             .map(Path::to_path_buf)
             .collect();
-        let configured = manifest
+        let config = PrismaConfig::find(project, dir, &files);
+        let in_manifest = manifest
             .get("prisma")
             .and_then(|p| p.get("schema"))
             .and_then(|s| s.as_str())
             .and_then(|s| normalize(Path::new(s.trim_start_matches("./"))));
-        let candidates = configured
+        let candidates = config
+            .schema
             .into_iter()
+            .chain(in_manifest)
             .chain(DEFAULT_FILES.iter().map(PathBuf::from))
             .chain([PathBuf::from(DEFAULT_FOLDER)]);
-        candidates
+        let schema = candidates
             .filter(|c| !c.as_os_str().is_empty())
-            .find_map(|candidate| Self::at(&files, candidate))
+            .find_map(|candidate| Self::at(&files, candidate))?;
+        Some(PrismaSchema {
+            configured_migrations: config.migrations.filter(|m| !m.as_os_str().is_empty()),
+            ..schema
+        })
     }
 
     /// The schema at `path` (a file, or a folder holding `.prisma` files) among `files`.
@@ -85,6 +175,7 @@ impl PrismaSchema {
                         path: folder.to_path_buf(),
                         is_folder: true,
                         files: siblings,
+                        configured_migrations: None,
                     });
                 }
             }
@@ -92,6 +183,7 @@ impl PrismaSchema {
                 files: vec![path.clone()],
                 path,
                 is_folder: false,
+                configured_migrations: None,
             });
         }
         let files = in_folder(&path);
@@ -99,6 +191,7 @@ impl PrismaSchema {
             path,
             is_folder: true,
             files,
+            configured_migrations: None,
         })
     }
 
@@ -112,8 +205,12 @@ impl PrismaSchema {
         ["--schema".into(), self.path.to_string_lossy().into_owned()]
     }
 
-    /// The migrations folder beside the schema, relative to the package folder.
+    /// The migrations folder the config file names, else the one beside the schema, relative
+    /// to the package folder.
     pub fn migrations(&self) -> PathBuf {
+        if let Some(configured) = &self.configured_migrations {
+            return configured.clone();
+        }
         match self.is_folder {
             true => self.path.join("migrations"),
             false => self
@@ -233,6 +330,70 @@ mod tests {
             ("prisma/schema.prisma", SCHEMA),
         ]);
         assert!(args.is_empty(), "{args:?}");
+    }
+
+    /// A Prisma config file's `schema` and `migrations.path` win over `package.json`, relative
+    /// to the config file's folder, read as text and never run.
+    #[test]
+    fn config_file_schema_and_migrations() {
+        let config = br#"import "dotenv/config";
+import { defineConfig, env } from "prisma/config";
+
+export default defineConfig({
+  // The schema lives with the database code.
+  schema: "./src/db/app.prisma",
+  migrations: {
+    seed: "tsx src/db/seed.ts",
+    path: 'src/db/history',
+  },
+  datasource: { url: env("DATABASE_URL") },
+});
+"#;
+        let args = migrate(&[
+            (
+                "package.json",
+                br#"{"dependencies": {"express": "5"}, "devDependencies": {"prisma": "7"}, "prisma": {"schema": "prisma/schema.prisma"}}"#,
+            ),
+            ("prisma.config.ts", config),
+            ("prisma/schema.prisma", SCHEMA),
+            ("src/db/app.prisma", SCHEMA),
+            ("src/db/history/20250101000000_init/migration.sql", MIGRATION),
+        ]);
+        assert_eq!(
+            args,
+            [CLI, "migrate", "deploy", "--schema", "src/db/app.prisma"]
+        );
+        // In `.config/`, paths are relative to that folder.
+        let (_dir, project) = temp_project(&[
+            (
+                ".config/prisma.ts",
+                b"export default { schema: '../db/schema.prisma' }\n",
+            ),
+            ("db/schema.prisma", SCHEMA),
+        ]);
+        let schema = PrismaSchema::find(&project, Path::new(""), &serde_json::json!({})).unwrap();
+        assert_eq!(schema.path, Path::new("db/schema.prisma"));
+        assert_eq!(schema.migrations(), Path::new("db/migrations"));
+    }
+
+    /// A config file whose schema is computed (`path.join(...)`) or templated is as good as
+    /// silent: the usual places are looked at.
+    #[test]
+    fn computed_config_paths_fall_back() {
+        for config in [
+            &b"export default defineConfig({ schema: path.join(__dirname, 'x.prisma') })\n"[..],
+            b"export default defineConfig({ schema: `${root}/x.prisma` })\n",
+            b"const myschema: string = 'x.prisma';\nexport default defineConfig({})\n",
+        ] {
+            let (_dir, project) = temp_project(&[
+                ("prisma.config.ts", config),
+                ("x.prisma", SCHEMA),
+                ("prisma/schema.prisma", SCHEMA),
+            ]);
+            let schema =
+                PrismaSchema::find(&project, Path::new(""), &serde_json::json!({})).unwrap();
+            assert_eq!(schema.path, Path::new("prisma/schema.prisma"));
+        }
     }
 
     /// `package.json`'s `prisma.schema` wins, and the CLI is told where it is; in a package
