@@ -74,6 +74,12 @@ const SQL_LIBRARIES: &[&str] = &[
     "sqlite3",
 ];
 
+/// Node ORMs, which open a SQLite file through a driver package the project depends on.
+const NODE_ORMS: &[&str] = &["sequelize", "knex", "typeorm"];
+
+/// Node's SQLite driver packages.
+const NODE_SQLITE_DRIVERS: &[&str] = &["sqlite3", "better-sqlite3"];
+
 /// The relational libraries that only talk to PostgreSQL.
 const POSTGRES_DRIVERS: &[&str] = &["psycopg", "psycopg2", "asyncpg", "pg"];
 
@@ -795,6 +801,16 @@ impl Evidence {
                 wants_clue.map(|clue| format!("{clue}, which takes no SQLite URL"))
             }
             (Wants::Postgres, Some(dsn)) => Some(format!("{dsn}, which takes no SQLite URL")),
+            // A Node ORM opens SQLite through a driver package of the project's own.
+            (Wants::Postgres, None)
+                if NODE_ORMS.contains(&library)
+                    && !NODE_SQLITE_DRIVERS.iter().any(|d| self.clue_of(d).is_some()) =>
+            {
+                Some(format!(
+                    "{library} opens a SQLite file only through {}, which the project does not depend on",
+                    NODE_SQLITE_DRIVERS.join(" or ")
+                ))
+            }
             (Wants::Postgres, None) if variable_clue.is_none() && !parts.is_empty() => {
                 let names: Vec<&str> = parts.iter().map(|(name, _, _)| *name).collect();
                 Some(format!(
@@ -1734,6 +1750,26 @@ mod tests {
         assert_eq!(
             n.reason,
             "src/db.js imports sequelize; src/db.js sets dialect 'postgres'; src/db.js reads DATABASE_URL"
+        );
+        assert_eq!(
+            n.postgres_only.as_deref(),
+            Some("sequelize opens a SQLite file only through sqlite3 or better-sqlite3, which the project does not depend on"),
+            "no SQLite fallback the app cannot open"
+        );
+        let with_sqlite = need(&[
+            (
+                "package.json",
+                r#"{"dependencies": {"sequelize": "^6", "pg": "^8", "sqlite3": "^5"}}"#,
+            ),
+            (
+                "src/db.js",
+                "new Sequelize(process.env.DATABASE_URL, { dialect: 'postgres' });\n",
+            ),
+        ]);
+        assert_eq!(with_sqlite.wants, Wants::Postgres);
+        assert_eq!(
+            with_sqlite.postgres_only, None,
+            "sqlite3 opens the fallback"
         );
 
         let n = need(&[
