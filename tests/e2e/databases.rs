@@ -14,7 +14,9 @@
 //! `tests/fixtures/db-split-settings` (FastAPI shaped like tiangolo/full-stack-fastapi-template:
 //! split `POSTGRES_*` settings, a computed `PostgresDsn`, `GET|POST /items`, `GET /database`) and
 //! `tests/fixtures/db-node-sqlite` (Express on better-sqlite3, whose native binding previewd
-//! compiles at install, `GET|POST /items`, `GET /database`).
+//! compiles at install, `GET|POST /items`, `GET /database`) and
+//! `tests/fixtures/db-async-sqlalchemy` (FastAPI on an async SQLAlchemy engine written for
+//! asyncpg, `GET|POST /items`, `GET /database`).
 //!
 //! MongoDB, on a real server when one can be had, is in [`mongo`].
 
@@ -567,6 +569,50 @@ async fn sqlalchemy_app_runs_on_embedded_sqlite_and_keeps_rows() {
         "rows survive a stop and relaunch"
     );
 
+    server.stop().await;
+}
+
+/// A FastAPI app written for asyncpg (an async SQLAlchemy engine, no SQLite driver listed) on a
+/// server without `--postgres-url`: previewd installs aiosqlite with its dependencies, gives it
+/// a `sqlite+aiosqlite` URL, and the app keeps rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_sqlalchemy_app_gets_aiosqlite_for_the_sqlite_file() {
+    let server = TestServer::start().await;
+    let client = server.client("async-sqlite");
+    let generation = client.upload_fixture("db-async-sqlalchemy").await;
+    let database = config_database(&client, &generation).await;
+    assert_eq!(database["wants"], "postgres", "{database}");
+    assert_eq!(database["provider"], "sqlite", "{database}");
+
+    let launched = launch(&client, &generation, false).await;
+    let given = app_json(
+        &client,
+        &generation,
+        &launched.session,
+        "/database",
+        json!({}),
+    )
+    .await;
+    assert_eq!(given["driver"], "aiosqlite", "{given}");
+    assert!(
+        given["url"]
+            .as_str()
+            .is_some_and(|url| url.starts_with("sqlite+aiosqlite:////")),
+        "{given}"
+    );
+    create_item(&client, &generation, &launched.session, "/items", "async").await;
+    assert_eq!(
+        item_names(&client, &generation, &launched.session, "/items").await,
+        ["async"]
+    );
+    let log = history(&client, &generation).await;
+    assert!(
+        system_lines(&log)
+            .iter()
+            .any(|l| l.line.starts_with("database: installing aiosqlite")),
+        "the log says why aiosqlite is installed:\n{}",
+        log_text(&log)
+    );
     server.stop().await;
 }
 

@@ -202,6 +202,9 @@ pub struct DatabaseNeed {
     /// Async SQLAlchemy driver to put in the URL scheme when the project uses one:
     /// Some("asyncpg") / Some("aiosqlite") / Some("psycopg") (psycopg 3) or None.
     pub driver: Option<String>,
+    /// Whether it makes an async SQLAlchemy engine, which opens a SQLite file only through
+    /// aiosqlite, whatever its PostgreSQL driver.
+    pub async_engine: bool,
     /// The environment variables the project reads its URL from, in order of confidence;
     /// never empty (default ["DATABASE_URL"], or ["MONGO_URL"] / ["MONGODB_URI"] for Mongo
     /// when that is what the project reads).
@@ -850,6 +853,8 @@ impl Evidence {
             wants,
             library: library.to_string(),
             driver: driver.map(|(name, _)| name.to_string()),
+            async_engine: matches!(library, "sqlalchemy" | "sqlmodel")
+                && self.async_engine.is_some(),
             variables,
             parts: parts
                 .into_iter()
@@ -2520,6 +2525,7 @@ dependencies = [
             wants: Wants::Postgres,
             library: "sqlalchemy".into(),
             driver: Some("asyncpg".into()),
+            async_engine: true,
             variables: strings(&["DATABASE_URL"]),
             parts: vec![("DB_HOST".into(), Part::Host)],
             postgres_only: None,

@@ -42,6 +42,8 @@ pub const LIBPQ_VARIABLES: [(&str, Part); 5] = [
     ("PGDATABASE", Part::Database),
 ];
 
+/// The async SQLite driver of SQLAlchemy's async engines (a PyPI distribution and its module).
+const AIOSQLITE: &str = "aiosqlite";
 /// Length of the random passwords handed to previews.
 const PASSWORD_LENGTH: usize = 32;
 
@@ -149,6 +151,16 @@ impl Databases {
         }
     }
 
+    /// The Python packages a launch of a project with `need` installs beside its own for the
+    /// database it gets: aiosqlite for an async SQLAlchemy engine on the SQLite file, which a
+    /// project written for asyncpg seldom lists.
+    pub fn python_packages(&self, need: &DatabaseNeed) -> &'static [&'static str] {
+        match self.provider(need).0 == Provider::Sqlite && needs_aiosqlite(need) {
+            true => &[AIOSQLITE],
+            false => &[],
+        }
+    }
+
     /// The variables a launch of a project with `need` gets, in the order the log names them:
     /// its URL variables, then for PostgreSQL its split variables and libpq's; empty when it
     /// gets no database.
@@ -249,6 +261,12 @@ fn random_password() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LENGTH)
 }
 
+/// Whether `need`'s app opens a SQLite file through aiosqlite: an async SQLAlchemy engine needs
+/// an async driver on SQLite too, whatever it uses on PostgreSQL.
+fn needs_aiosqlite(need: &DatabaseNeed) -> bool {
+    need.async_engine || need.driver.as_deref() == Some(AIOSQLITE)
+}
+
 /// Libraries that run on SQLite as well when the URL says so (not Prisma: its schema names one
 /// provider).
 fn runs_on_sqlite(library: &str) -> bool {
@@ -306,8 +324,7 @@ fn sqlite_url(need: &DatabaseNeed, file: &Path) -> String {
         ("tortoise", _) => format!("sqlite://{file}"),
         // The bare drivers open a file path (`new Database(path)`); no URL form is theirs.
         ("better-sqlite3" | "sqlite3", _) => file.to_string(),
-        // An async engine needs an async driver on SQLite too.
-        (_, Some("aiosqlite" | "asyncpg")) => format!("sqlite+aiosqlite:///{file}"),
+        _ if needs_aiosqlite(need) => format!("sqlite+aiosqlite:///{file}"),
         _ => format!("sqlite:///{file}"),
     }
 }
@@ -321,6 +338,7 @@ mod tests {
             wants,
             library: library.into(),
             driver: driver.map(String::from),
+            async_engine: false,
             variables: vec!["DATABASE_URL".into()],
             parts: Vec::new(),
             postgres_only: None,
@@ -338,6 +356,13 @@ mod tests {
         );
         assert_eq!(
             url("sqlalchemy", Some("aiosqlite")),
+            "sqlite+aiosqlite:////data/g/previewd.sqlite3"
+        );
+        // An async engine on psycopg 3 needs aiosqlite on SQLite too.
+        let mut async_psycopg = need(Wants::Postgres, "sqlalchemy", Some("psycopg"));
+        async_psycopg.async_engine = true;
+        assert_eq!(
+            sqlite_url(&async_psycopg, file),
             "sqlite+aiosqlite:////data/g/previewd.sqlite3"
         );
         assert_eq!(url("prisma", None), "file:/data/g/previewd.sqlite3");
@@ -386,6 +411,22 @@ mod tests {
             postgres_scheme(&need(Wants::Postgres, "sqlalchemy", Some("asyncpg"))),
             "postgresql+asyncpg"
         );
+    }
+
+    /// aiosqlite is installed for an async engine on the SQLite file only: not on PostgreSQL,
+    /// not for a sync engine.
+    #[test]
+    fn aiosqlite_is_installed_for_async_engines_on_sqlite() {
+        let mut async_pg = need(Wants::Postgres, "sqlalchemy", Some("asyncpg"));
+        async_pg.async_engine = true;
+        assert_eq!(
+            Databases::default().python_packages(&async_pg),
+            ["aiosqlite"]
+        );
+        let with_server = Databases::new(Some("postgres://a:b@127.0.0.1/postgres"), None).unwrap();
+        assert!(with_server.python_packages(&async_pg).is_empty());
+        let sync = need(Wants::Sql, "sqlalchemy", None);
+        assert!(Databases::default().python_packages(&sync).is_empty());
     }
 
     /// A URL typed `PostgresDsn`, or split variables and no URL, take no SQLite stand-in: no

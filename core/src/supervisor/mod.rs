@@ -45,7 +45,7 @@ use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::config::Config;
-use crate::database::{self, Databases};
+use crate::database::{self, DatabaseNeed, Databases};
 use crate::log_store::ingest::Ingest;
 use crate::log_store::{LogStore, LogStream, NewLine, StatusChange};
 use crate::node_env::NodeEnvs;
@@ -803,8 +803,9 @@ impl PreviewRun {
 
     async fn start_and_watch(&self) -> Outcome {
         let mut stop = self.running.stop.subscribe();
+        let need = self.database_need().await;
         let provisioned = tokio::select! {
-            provisioned = self.provision() => provisioned,
+            provisioned = self.provision(need.as_ref()) => provisioned,
             _ = until_stop_requested(&mut stop) => Err("stopped while installing dependencies".to_string()),
         };
         let provisioned = match provisioned {
@@ -814,7 +815,7 @@ impl PreviewRun {
         if let Some(reason) = self.stop_requested() {
             return self.stopped_or_failed(reason);
         }
-        let database = match self.database().await {
+        let database = match self.database(need.as_ref()).await {
             Ok(env) => env,
             Err(error) => return failed(None, error),
         };
@@ -867,8 +868,9 @@ impl PreviewRun {
         }
     }
 
-    /// Prepares the runtime: the interpreter to run the launcher with, and its environment.
-    async fn provision(&self) -> Result<Provisioned, String> {
+    /// Prepares the runtime: the interpreter to run the launcher with, and its environment,
+    /// with what the database previewd gives the app needs (`need`, [`Self::database_need`]).
+    async fn provision(&self, need: Option<&DatabaseNeed>) -> Result<Provisioned, String> {
         let inner = &self.supervisor.inner;
         let project_dir = self
             .supervisor
@@ -886,14 +888,18 @@ impl PreviewRun {
                 let progress = move |line: String| {
                     let _ = logs.append(&generation_id, LogStream::System, line);
                 };
+                let mut requirements =
+                    runtimes::python_requirements(&self.running.record().framework).to_string();
+                let for_database = need.map(|need| inner.databases.python_packages(need));
+                for package in for_database.unwrap_or_default() {
+                    self.system(format!(
+                        "database: installing {package} too, the driver the app's async engine needs on the SQLite file"
+                    ));
+                    requirements.push_str(&format!("{package}\n"));
+                }
                 let env = inner
                     .envs
-                    .ensure(
-                        runtimes::python_requirements(&self.running.record().framework),
-                        &manifests,
-                        &project_dir,
-                        &progress,
-                    )
+                    .ensure(&requirements, &manifests, &project_dir, &progress)
                     .await
                     .map_err(|err| format!("installing dependencies failed: {err}"))?;
                 Ok(Provisioned {
@@ -1006,36 +1012,48 @@ impl PreviewRun {
         }
     }
 
-    /// The variables pointing the app at its database ([`database`]): empty when its project
-    /// uses none we know, or when the launch sets them itself.
-    async fn database(&self) -> Result<BTreeMap<String, String>, String> {
-        let record = self.running.record();
-        let project_dir = self.supervisor.project_dir(&record.generation_id);
-        let work_dir = project_dir.join(&self.plan.working_dir);
+    /// What the app's project expects of a database ([`database::need_of`]); `None` when it
+    /// uses none previewd knows, or when the launch points it at a database itself, by any
+    /// variable the project reads or previewd would set (a URL, a split one, libpq's), which
+    /// then wins whole: no mix of its settings and ours.
+    async fn database_need(&self) -> Option<DatabaseNeed> {
+        let project_dir = self
+            .supervisor
+            .project_dir(&self.running.record().generation_id);
         let need = tokio::task::spawn_blocking(move || database::need_of(&project_dir))
             .await
             .ok()
-            .flatten();
-        let Some(need) = need else {
-            return Ok(BTreeMap::new());
-        };
-        let databases = &self.supervisor.inner.databases;
-        // The launch pointing the app at a database of its own, by any variable the project
-        // reads or previewd would set (a URL, a split one, libpq's), wins whole: no mix of its
-        // settings and ours.
+            .flatten()?;
         let read = need
             .variables
             .iter()
             .chain(need.parts.iter().map(|(name, _)| name));
-        let watched: Vec<String> = read.cloned().chain(databases.variables(&need)).collect();
+        let provided = self.supervisor.inner.databases.variables(&need);
+        let watched: Vec<String> = read.cloned().chain(provided).collect();
         if let Some(given) = watched.iter().find(|v| self.options.env.contains_key(*v)) {
             self.system(format!(
                 "database: {given} is set at launch, so previewd provides none"
             ));
-            return Ok(BTreeMap::new());
+            return None;
         }
+        Some(need)
+    }
+
+    /// The variables pointing the app at its database for `need` ([`database`]): empty
+    /// without one.
+    async fn database(
+        &self,
+        need: Option<&DatabaseNeed>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let Some(need) = need else {
+            return Ok(BTreeMap::new());
+        };
+        let record = self.running.record();
+        let project_dir = self.supervisor.project_dir(&record.generation_id);
+        let work_dir = project_dir.join(&self.plan.working_dir);
+        let databases = &self.supervisor.inner.databases;
         match databases
-            .provide(&record.generation_id, &need, &work_dir)
+            .provide(&record.generation_id, need, &work_dir)
             .await
         {
             Ok(Some(provided)) => {
@@ -1043,7 +1061,7 @@ impl PreviewRun {
                 Ok(provided.env)
             }
             Ok(None) => {
-                let (_, why) = databases.provider(&need);
+                let (_, why) = databases.provider(need);
                 self.system(format!("database: {why} ({})", need.reason));
                 Ok(BTreeMap::new())
             }
