@@ -31,6 +31,8 @@
 //! - [`supervisor`]: starts, watches and stops preview processes; the port pool, readiness,
 //!   process-tree kill and `/proc` statistics live below it.
 //! - [`log_store`]: every output line stored in sled with its sequence number, and a live feed.
+//! - [`env_file`]: the project's `.env` (or `.env.example`, ...) as the app's default
+//!   environment.
 //! - [`envelope`]: the JSON envelope request to a preview's own port.
 //! - [`proxy`]: the transparent reverse proxy at `/preview/{preview_id}/`, streaming any request
 //!   (WebSocket included) to a preview's own port and back.
@@ -41,6 +43,7 @@ pub mod cache_build;
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod env_file;
 pub mod envelope;
 pub mod install_step;
 pub mod log_store;

@@ -9,6 +9,8 @@ mod crash_safety;
 mod databases;
 /// Django apps, with and without Django REST framework.
 mod django;
+/// A project's env file (`.env`, `.env.example`, ...) as the app's defaults.
+mod env_file;
 /// The envelope request: bodies, headers, limits and errors.
 mod envelope;
 /// Express apps on Node, JavaScript and TypeScript.

@@ -17,6 +17,7 @@ use super::generations::owned_generation;
 use super::security::{PreviewSession, UserAuth};
 use super::{examples, ApiTags};
 use crate::database;
+use crate::env_file::EnvFile;
 use crate::envelope::EnvelopeRequest;
 use crate::registry;
 use crate::route_table::{self, Origin};
@@ -457,6 +458,36 @@ pub struct PreviewConfig {
     /// previewd knows.
     #[oai(nullable)]
     pub database: Option<DatabaseInfo>,
+    /// The project's env file whose variables the app gets as defaults; null when it has
+    /// none.
+    #[oai(nullable)]
+    pub env_file: Option<EnvFileInfo>,
+}
+
+/// A project's env file (`.env`, else `.env.example`, `.env.sample`, ...; in the app's working
+/// dir, then the project root), whose variables the app gets as defaults: the plan's, the
+/// database's, the launch's `env` and previewd's own (`PORT`, `HOST`) win. Names only: values
+/// stay in the file.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct EnvFileInfo {
+    /// The file, relative to the project root.
+    pub file: String,
+    /// The variables it gives a value, in file order (those with no value stay unset).
+    pub variables: Vec<String>,
+    /// The variables it sets that previewd leaves out: those an interpreter reads at start-up
+    /// (`PYTHONPATH`, `NODE_OPTIONS`, ...) and the machine's (`PATH`, `HOME`, ...).
+    pub left_out: Vec<String>,
+}
+
+impl Example for EnvFileInfo {
+    fn example() -> EnvFileInfo {
+        EnvFileInfo {
+            file: "backend/.env.example".into(),
+            variables: vec!["SECRET_KEY".into(), "ACCESS_TOKEN_EXPIRE_MINUTES".into()],
+            left_out: vec!["PYTHONPATH".into()],
+        }
+    }
 }
 
 /// The database a project expects, and where its preview's is.
@@ -543,6 +574,7 @@ impl Example for PreviewConfig {
             limits: ResourceLimits::example(),
             isolation: IsolationInfo::example(),
             database: Some(DatabaseInfo::example()),
+            env_file: Some(EnvFileInfo::example()),
         }
     }
 }
@@ -886,6 +918,22 @@ impl PreviewsApi {
             }
             None => None,
         };
+        let env_file = {
+            let project_dir = state.supervisor.project_dir(&generation.id);
+            let working_dir = plan
+                .as_ref()
+                .map(|p| p.working_dir.clone())
+                .unwrap_or_default();
+            tokio::task::spawn_blocking(move || EnvFile::find(&project_dir, &working_dir))
+                .await
+                .ok()
+                .flatten()
+                .map(|found| EnvFileInfo {
+                    file: found.file.display().to_string(),
+                    variables: found.names(),
+                    left_out: found.left_out,
+                })
+        };
         let launch_command = latest
             .as_ref()
             .and_then(|p| p.launch_command.clone())
@@ -937,6 +985,7 @@ impl PreviewsApi {
                 detail: state.supervisor.isolation().summary().into(),
             },
             database,
+            env_file,
         })))
     }
 }

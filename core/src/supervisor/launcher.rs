@@ -21,6 +21,16 @@ const INHERITED_ENV: &[&str] = &[
     "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER",
 ];
 
+/// Whether [`Spawner::base_env`] may set `name`: a project's env file does not override it.
+pub fn is_base_variable(name: &str) -> bool {
+    INHERITED_ENV.contains(&name)
+        || matches!(
+            name,
+            "VIRTUAL_ENV" | "PYTHONUNBUFFERED" | "MALLOC_ARENA_MAX"
+        )
+        || name == MARKER_VAR
+}
+
 /// A runtime ready to run a launcher.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Provisioned {

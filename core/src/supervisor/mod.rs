@@ -46,6 +46,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::config::Config;
 use crate::database::{self, DatabaseNeed, Databases};
+use crate::env_file::EnvFile;
 use crate::log_store::ingest::Ingest;
 use crate::log_store::{LogStore, LogStream, NewLine, StatusChange};
 use crate::node_env::NodeEnvs;
@@ -819,12 +820,13 @@ impl PreviewRun {
             Ok(env) => env,
             Err(error) => return failed(None, error),
         };
+        let given = self.given(database).await;
         if self.options.migrate {
-            if let Err(error) = self.migrate(&provisioned, &database).await {
+            if let Err(error) = self.migrate(&provisioned, &given).await {
                 return self.stopped_or_failed(error);
             }
         }
-        let (mut child, stdout, stderr) = match self.start(&provisioned, &database).await {
+        let (mut child, stdout, stderr) = match self.start(&provisioned, &given).await {
             Ok(started) => started,
             Err(error) => {
                 self.remove_cgroup().await;
@@ -949,7 +951,7 @@ impl PreviewRun {
     async fn start(
         &self,
         provisioned: &Provisioned,
-        database: &BTreeMap<String, String>,
+        given: &BTreeMap<String, String>,
     ) -> Result<(Child, Pipe, Pipe), String> {
         let inner = &self.supervisor.inner;
         let record = self.running.record();
@@ -979,7 +981,7 @@ impl PreviewRun {
         };
         let cold_reason = match taken {
             Ok(slot) => {
-                let env = self.app_env(provisioned, &scratch, &slot.id, database)?;
+                let env = self.app_env(provisioned, &scratch, &slot.id, given)?;
                 let handover = Handover {
                     folders: [&project_dir, &scratch],
                     cwd: &work_dir,
@@ -1001,7 +1003,7 @@ impl PreviewRun {
             .map_err(|err| format!("setting up the preview's cgroup: {err}"))?;
         let _ = self.running.cgroup.set(cgroup.clone());
         let run = Run::Launcher(&self.plan.args);
-        let mut launched = self.spawn_cold(provisioned, run, &cgroup, &record.id, database)?;
+        let mut launched = self.spawn_cold(provisioned, run, &cgroup, &record.id, given)?;
         let pid = launched.child.id().unwrap_or_default();
         let stdout = launched.child.stdout.take().map(|p| Box::new(p) as Pipe);
         let stderr = launched.child.stderr.take().map(|p| Box::new(p) as Pipe);
@@ -1069,6 +1071,55 @@ impl PreviewRun {
         }
     }
 
+    /// The variables previewd gives the app beside the plan's and the launch's: its project's
+    /// env file's as defaults ([`EnvFile`]: not those the plan, the database, the launch or
+    /// previewd itself set), and `database`'s.
+    async fn given(&self, database: BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let project_dir = self
+            .supervisor
+            .project_dir(&self.running.record().generation_id);
+        let working_dir = self.plan.working_dir.clone();
+        let found = tokio::task::spawn_blocking(move || EnvFile::find(&project_dir, &working_dir))
+            .await
+            .ok()
+            .flatten();
+        let mut given = BTreeMap::new();
+        if let Some(found) = found {
+            let set_elsewhere = |name: &str| {
+                self.plan.env.contains_key(name)
+                    || database.contains_key(name)
+                    || self.options.env.contains_key(name)
+                    || matches!(name, "PORT" | "HOST")
+                    || name.starts_with("PREVIEWD_")
+            };
+            let taken: Vec<(String, String)> = found
+                .variables
+                .into_iter()
+                .filter(|(name, _)| !set_elsewhere(name))
+                .collect();
+            if !taken.is_empty() {
+                let names: Vec<&str> = taken.iter().map(|(name, _)| name.as_str()).collect();
+                let count = names.len();
+                self.system(format!(
+                    "env: {count} variable{} from {} as defaults: {}",
+                    if count == 1 { "" } else { "s" },
+                    found.file.display(),
+                    names.join(", ")
+                ));
+            }
+            if !found.left_out.is_empty() {
+                self.system(format!(
+                    "env: {} in {} left out: previewd sets them, or the interpreter reads them at start-up (the launch's env can set them)",
+                    found.left_out.join(", "),
+                    found.file.display()
+                ));
+            }
+            given.extend(taken);
+        }
+        given.extend(database);
+        given
+    }
+
     /// Drops the generation's PostgreSQL or MongoDB database, if it has one (an expired
     /// preview's).
     async fn drop_database(&self) {
@@ -1091,7 +1142,7 @@ impl PreviewRun {
     async fn migrate(
         &self,
         provisioned: &Provisioned,
-        database: &BTreeMap<String, String>,
+        given: &BTreeMap<String, String>,
     ) -> Result<(), String> {
         let inner = &self.supervisor.inner;
         let record = self.running.record();
@@ -1108,7 +1159,7 @@ impl PreviewRun {
             .create(&marker)
             .map_err(|err| format!("setting up the migration's cgroup: {err}"))?;
         let run = Run::Interpreter(&self.plan.migrate);
-        let spawned = self.spawn_cold(provisioned, run, &cgroup, &marker, database);
+        let spawned = self.spawn_cold(provisioned, run, &cgroup, &marker, given);
         let mut launched = match spawned {
             Ok(launched) => launched,
             Err(err) => {
@@ -1175,13 +1226,13 @@ impl PreviewRun {
         run: Run,
         cgroup: &PreviewCgroup,
         marker: &str,
-        database: &BTreeMap<String, String>,
+        given: &BTreeMap<String, String>,
     ) -> Result<launcher::Launched, String> {
         let record = self.running.record();
         let project_dir = self.supervisor.project_dir(&record.generation_id);
         let work_dir = project_dir.join(&self.plan.working_dir);
         let scratch = self.supervisor.inner.previews_dir.join(&record.id);
-        let env = self.app_env(provisioned, &scratch, marker, database)?;
+        let env = self.app_env(provisioned, &scratch, marker, given)?;
         self.supervisor.spawner().spawn(LauncherSpec {
             runtime: self.plan.runtime,
             provisioned,
@@ -1240,25 +1291,21 @@ impl PreviewRun {
         self.system(inner.isolation.describe());
     }
 
-    /// The app's whole environment, its processes marked `marker`.
+    /// The app's whole environment, its processes marked `marker`: the base, the plan's
+    /// variables, those previewd `given` ([`Self::given`]), the launch's, then previewd's own.
     fn app_env(
         &self,
         provisioned: &Provisioned,
         scratch: &Path,
         marker: &str,
-        database: &BTreeMap<String, String>,
+        given: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, OsString>, String> {
         let record = self.running.record();
         let mut env =
             self.supervisor
                 .spawner()
                 .base_env(self.plan.runtime, provisioned, scratch, marker)?;
-        let launch_env = self
-            .plan
-            .env
-            .iter()
-            .chain(database)
-            .chain(&self.options.env);
+        let launch_env = self.plan.env.iter().chain(given).chain(&self.options.env);
         for (key, value) in launch_env {
             env.insert(key.clone(), value.into());
         }

@@ -557,6 +557,34 @@ export interface components {
             endpoints: components["schemas"]["EndpointInfo"][];
         };
         /**
+         * EnvFileInfo
+         * @description A project's env file (`.env`, else `.env.example`, `.env.sample`, ...; in the app's working
+         *     dir, then the project root), whose variables the app gets as defaults: the plan's, the
+         *     database's, the launch's `env` and previewd's own (`PORT`, `HOST`) win. Names only: values
+         *     stay in the file.
+         * @example {
+         *       "file": "backend/.env.example",
+         *       "left_out": [
+         *         "PYTHONPATH"
+         *       ],
+         *       "variables": [
+         *         "SECRET_KEY",
+         *         "ACCESS_TOKEN_EXPIRE_MINUTES"
+         *       ]
+         *     }
+         */
+        EnvFileInfo: {
+            /** @description The file, relative to the project root. */
+            file: string;
+            /** @description The variables it gives a value, in file order (those with no value stay unset). */
+            variables: string[];
+            /**
+             * @description The variables it sets that previewd leaves out: those an interpreter reads at start-up
+             *     (`PYTHONPATH`, `NODE_OPTIONS`, ...) and the machine's (`PATH`, `HOME`, ...).
+             */
+            left_out: string[];
+        };
+        /**
          * ErrorBody
          * @description An error answer: every 4xx and 5xx of the API, and of the transparent proxy, has this body.
          * @example {
@@ -1004,6 +1032,16 @@ export interface components {
          *         "wants": "postgres"
          *       },
          *       "detection_reason": "main.py creates `app = FastAPI()`; requirements.txt lists fastapi",
+         *       "env_file": {
+         *         "file": "backend/.env.example",
+         *         "left_out": [
+         *           "PYTHONPATH"
+         *         ],
+         *         "variables": [
+         *           "SECRET_KEY",
+         *           "ACCESS_TOKEN_EXPIRE_MINUTES"
+         *         ]
+         *       },
          *       "framework": "fastapi",
          *       "health_check": {
          *         "interval_ms": 100,
@@ -1084,6 +1122,11 @@ export interface components {
              *     previewd knows.
              */
             database?: (components["schemas"]["DatabaseInfo"] & unknown) | null;
+            /**
+             * @description The project's env file whose variables the app gets as defaults; null when it has
+             *     none.
+             */
+            env_file?: (components["schemas"]["EnvFileInfo"] & unknown) | null;
         };
         /**
          * PreviewList

@@ -1,0 +1,290 @@
+//! The project's own env file (`.env`, else `.env.example` and its kin) as the app's default
+//! environment.
+//!
+//! Real projects keep their settings in a `.env` file, or document them in a `.env.example` a
+//! developer copies, and their apps read the required ones at import (`SECRET_KEY =
+//! os.environ["SECRET_KEY"]`, a pydantic `Settings` field without a default), so without them a
+//! preview dies before it binds. previewd reads the first env file it finds in the app's working
+//! dir, then in the project root, and gives its variables to the app as defaults: the plan's,
+//! the database's, the launch's `env` and previewd's own (`PORT`, `HOST`) win. A variable with
+//! no value stays unset (an empty string fails where an unset one takes its default); those an
+//! interpreter reads at start-up (`PYTHON*`, `NODE_OPTIONS`, `LD_*`) are left out, as a warm
+//! process has started already, and so are the machine's that previewd sets itself (`PATH`,
+//! `HOME`, `TMPDIR`, ...).
+//!
+//! The parser is ours rather than dotenvy's: dotenvy expands `${NAME}` from the process
+//! environment, which here is previewd's own (its token secret, its database admin URLs), and a
+//! project's file must never copy those into an app. Here `$` is just a character. The syntax
+//! is what python-dotenv and Node's dotenv agree on: `KEY=value`, an optional `export `, `#`
+//! comments, `'literal'` and `"escaped\n"` values that may span lines, and unquoted values
+//! ending at ` #`.
+
+use std::path::{Path, PathBuf};
+
+use crate::supervisor::launcher::is_base_variable;
+use crate::supervisor::warm::start_up_variable;
+
+/// The env files looked for, in order: the project's own, then its documented examples.
+const FILE_NAMES: &[&str] = &[
+    ".env",
+    ".env.example",
+    ".env.sample",
+    ".env.template",
+    ".env.dist",
+    ".env.defaults",
+    "example.env",
+    ".env.local.example",
+];
+/// Larger files are not env files.
+const MAX_BYTES: u64 = 256 * 1024;
+
+/// An env file and the variables previewd takes from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvFile {
+    /// The file, relative to the project root.
+    pub file: PathBuf,
+    /// Its variables with a value, in file order (a repeated name once, its last value).
+    pub variables: Vec<(String, String)>,
+    /// Names it sets that previewd leaves out: those an interpreter reads at start-up, and
+    /// those of the machine previewd sets itself (`PATH`, `HOME`, `TMPDIR`, ...).
+    pub left_out: Vec<String>,
+}
+
+impl EnvFile {
+    /// The first env file in `working_dir` (relative to `project_dir`), then in `project_dir`;
+    /// `None` when there is none, or it sets nothing. Blocking: it reads the file.
+    pub fn find(project_dir: &Path, working_dir: &Path) -> Option<EnvFile> {
+        let dirs = [working_dir, Path::new("")];
+        let dirs = dirs.iter().take(if working_dir.as_os_str().is_empty() {
+            1
+        } else {
+            2
+        });
+        let file = dirs
+            .flat_map(|dir| FILE_NAMES.iter().map(move |name| dir.join(name)))
+            .find(|file| {
+                std::fs::symlink_metadata(project_dir.join(file))
+                    .is_ok_and(|m| m.is_file() && m.len() <= MAX_BYTES)
+            })?;
+        let text = std::fs::read_to_string(project_dir.join(&file)).ok()?;
+        let mut variables: Vec<(String, String)> = Vec::new();
+        let mut left_out = Vec::new();
+        for (name, value) in parse(&text) {
+            variables.retain(|(seen, _)| *seen != name);
+            if start_up_variable([&name]).is_some() || is_base_variable(&name) {
+                left_out.push(name);
+            } else if !value.is_empty() {
+                variables.push((name, value));
+            }
+        }
+        left_out.dedup();
+        (!variables.is_empty() || !left_out.is_empty()).then_some(EnvFile {
+            file,
+            variables,
+            left_out,
+        })
+    }
+
+    /// The names of its variables, in file order.
+    pub fn names(&self) -> Vec<String> {
+        self.variables
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
+/// The `(name, value)` assignments of an env file's text, in order; malformed lines are skipped.
+pub fn parse(text: &str) -> Vec<(String, String)> {
+    let mut assignments = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let line_end = rest.find('\n').unwrap_or(rest.len());
+        let line = rest[..line_end].trim_start();
+        let line = line.strip_prefix("export ").map_or(line, str::trim_start);
+        let Some((name, after)) = line.split_once('=') else {
+            rest = rest.get(line_end + 1..).unwrap_or("");
+            continue;
+        };
+        let name = name.trim_end();
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid || line.starts_with('#') {
+            rest = rest.get(line_end + 1..).unwrap_or("");
+            continue;
+        }
+        // Where the value starts in `rest` (`after` ends where the line does), so a quoted
+        // one may run past this line.
+        let start = line_end - after.len();
+        let value_text = &rest[start..];
+        let trimmed = value_text.trim_start_matches([' ', '\t']);
+        let (value, consumed) = match trimmed.chars().next() {
+            Some(quote @ ('\'' | '"')) => match quoted(&trimmed[1..], quote) {
+                Some((value, len)) => (value, value_text.len() - trimmed.len() + 1 + len),
+                // No closing quote: the rest of the line, as written.
+                None => (
+                    trimmed[..trimmed.find('\n').unwrap_or(trimmed.len())].to_string(),
+                    0,
+                ),
+            },
+            _ => {
+                let line_value = &trimmed[..trimmed.find('\n').unwrap_or(trimmed.len())];
+                let without_comment = match line_value.find(" #").or(line_value.find("\t#")) {
+                    Some(at) => &line_value[..at],
+                    None => line_value,
+                };
+                (without_comment.trim().to_string(), 0)
+            }
+        };
+        assignments.push((name.to_string(), value));
+        let after_value = &rest[start + consumed..];
+        let skip = after_value
+            .find('\n')
+            .map_or(after_value.len(), |at| at + 1);
+        rest = &after_value[skip..];
+    }
+    assignments
+}
+
+/// The value of a quoted string whose opening `quote` came just before `text`, and the bytes
+/// it took up to and including the closing quote; `None` without one. Double quotes take
+/// `\n`, `\t`, `\r`, `\"` and `\\` escapes; single quotes take everything as written.
+fn quoted(text: &str, quote: char) -> Option<(String, usize)> {
+    let mut value = String::new();
+    let mut chars = text.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            c if c == quote => return Some((value, at + c.len_utf8())),
+            '\\' if quote == '"' => match chars.next() {
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, 't')) => value.push('\t'),
+                Some((_, 'r')) => value.push('\r'),
+                Some((_, escaped @ ('"' | '\\'))) => value.push(escaped),
+                Some((_, other)) => {
+                    value.push('\\');
+                    value.push(other);
+                }
+                None => return None,
+            },
+            c => value.push(c),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(text: &str) -> Vec<(String, String)> {
+        parse(text)
+    }
+
+    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_the_common_dotenv_syntax() {
+        let text = "# Settings\n\
+                    SECRET_KEY=change-me\n\
+                    export DEBUG=1\n\
+                    \n\
+                    NAME = spaced out   # a comment\n\
+                    URL=postgres://u:p@h/db#frag\n\
+                    SINGLE='literal ${HOME} \\n'\n\
+                    DOUBLE=\"a\\nb \\\"q\\\"\"\n\
+                    MULTI=\"line one\nline two\"\n\
+                    AFTER=yes\n\
+                    EMPTY=\n\
+                    not a line\n\
+                    1BAD=x\n\
+                    # COMMENTED=out\n\
+                    LAST=no newline";
+        assert_eq!(
+            pairs(text),
+            owned(&[
+                ("SECRET_KEY", "change-me"),
+                ("DEBUG", "1"),
+                ("NAME", "spaced out"),
+                ("URL", "postgres://u:p@h/db#frag"),
+                ("SINGLE", "literal ${HOME} \\n"),
+                ("DOUBLE", "a\nb \"q\""),
+                ("MULTI", "line one\nline two"),
+                ("AFTER", "yes"),
+                ("EMPTY", ""),
+                ("LAST", "no newline"),
+            ])
+        );
+    }
+
+    /// `${NAME}` is never expanded: previewd's own environment stays its own.
+    #[test]
+    fn never_expands_variables() {
+        assert_eq!(
+            pairs("LEAK=${PREVIEWD_JWT_SECRET}\nALSO=\"$HOME\"\n"),
+            owned(&[("LEAK", "${PREVIEWD_JWT_SECRET}"), ("ALSO", "$HOME")])
+        );
+    }
+
+    /// An unclosed quote takes the rest of its line as written, and the next lines still parse;
+    /// CRLF files parse as LF ones.
+    #[test]
+    fn unclosed_quotes_and_crlf() {
+        assert_eq!(
+            pairs("A=\"open\nB=2\r\nC='x'\r\n"),
+            owned(&[("A", "\"open"), ("B", "2"), ("C", "x")])
+        );
+    }
+
+    fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        }
+        dir
+    }
+
+    /// `.env` before the examples, the working dir before the root; empty values and start-up
+    /// variables are left out, a repeated name keeps its last value.
+    #[test]
+    fn finds_the_first_file_and_filters_it() {
+        let dir = project(&[
+            (".env.example", "ROOT=1\n"),
+            ("backend/.env.sample", "SAMPLE=1\n"),
+            (
+                "backend/.env",
+                "SECRET_KEY=a\nEMPTY=\nPYTHONPATH=/x\nNODE_OPTIONS=--inspect\nPATH=/bin\nSECRET_KEY=b\n",
+            ),
+        ]);
+        let found = EnvFile::find(dir.path(), Path::new("backend")).expect("found");
+        assert_eq!(found.file, Path::new("backend/.env"));
+        assert_eq!(found.variables, owned(&[("SECRET_KEY", "b")]));
+        assert_eq!(found.left_out, ["PYTHONPATH", "NODE_OPTIONS", "PATH"]);
+
+        std::fs::remove_file(dir.path().join("backend/.env")).expect("rm");
+        let found = EnvFile::find(dir.path(), Path::new("backend")).expect("found");
+        assert_eq!(found.file, Path::new("backend/.env.sample"));
+        let found = EnvFile::find(dir.path(), Path::new("")).expect("found");
+        assert_eq!(found.file, Path::new(".env.example"));
+        assert_eq!(found.names(), ["ROOT"]);
+    }
+
+    /// No file, a file setting nothing, a directory or a symlink by that name: nothing.
+    #[test]
+    fn nothing_to_take() {
+        let dir = project(&[("app.py", "")]);
+        assert_eq!(EnvFile::find(dir.path(), Path::new("")), None);
+        let dir = project(&[(".env.example", "# SECRET_KEY=\nEMPTY=\n")]);
+        assert_eq!(EnvFile::find(dir.path(), Path::new("")), None);
+        let dir = project(&[("outside", "A=1\n")]);
+        std::os::unix::fs::symlink(dir.path().join("outside"), dir.path().join(".env"))
+            .expect("symlink");
+        assert_eq!(EnvFile::find(dir.path(), Path::new("")), None);
+    }
+}
