@@ -149,6 +149,15 @@ fn system_lines(log: &[LogLine]) -> Vec<&LogLine> {
     log.iter().filter(|l| l.stream == "system").collect()
 }
 
+/// The first `system` line of `log` that `matches`; the test fails naming `what`, with the
+/// log, when there is none.
+fn system_line<'a>(log: &'a [LogLine], matches: impl Fn(&str) -> bool, what: &str) -> &'a LogLine {
+    system_lines(log)
+        .into_iter()
+        .find(|l| matches(&l.line))
+        .unwrap_or_else(|| panic!("no system line {what}:\n{}", log_text(log)))
+}
+
 /// The log as text, for failure messages.
 fn log_text(log: &[LogLine]) -> String {
     log.iter()
@@ -195,15 +204,15 @@ async fn django_migrates_and_keeps_rows_in_its_own_postgres_database() {
 
     let launched = launch(&client, &generation, true).await;
     let log = history(&client, &generation).await;
-    let system = system_lines(&log);
-    let migrated = system
-        .iter()
-        .find(|l| l.line.contains("Applying items.0001_initial"))
-        .unwrap_or_else(|| panic!("no migration output as system lines:\n{}", log_text(&log)));
-    assert!(
-        system.iter().any(|l| l.line.contains("Running migrations")),
-        "{}",
-        log_text(&log)
+    let migrated = system_line(
+        &log,
+        |l| l.contains("Applying items.0001_initial"),
+        "with the migration's output",
+    );
+    system_line(
+        &log,
+        |l| l.contains("Running migrations"),
+        "of Django's migrate",
     );
     assert!(
         !log.iter()
@@ -211,19 +220,17 @@ async fn django_migrates_and_keeps_rows_in_its_own_postgres_database() {
         "migration output only as system lines:\n{}",
         log_text(&log)
     );
-    let started = system
-        .iter()
-        .find(|l| l.line.starts_with("started process") || l.line.starts_with("warm start:"))
-        .unwrap_or_else(|| panic!("no line saying the app started:\n{}", log_text(&log)));
+    let started = system_line(
+        &log,
+        |l| l.starts_with("started process") || l.starts_with("warm start:"),
+        "saying the app started",
+    );
     assert!(
         migrated.seq < started.seq,
         "migrations run before the app starts:\n{}",
         log_text(&log)
     );
-    let database_line = system
-        .iter()
-        .find(|l| l.line.starts_with("database:"))
-        .unwrap_or_else(|| panic!("no `database:` system line:\n{}", log_text(&log)));
+    let database_line = system_line(&log, |l| l.starts_with("database:"), "`database:`");
     for word in ["django", "DATABASE_URL"] {
         assert!(
             database_line.line.contains(word),
@@ -536,10 +543,7 @@ async fn sqlalchemy_app_runs_on_embedded_sqlite_and_keeps_rows() {
         ["one", "two"]
     );
     let log = history(&client, &generation).await;
-    let database_line = system_lines(&log)
-        .into_iter()
-        .find(|l| l.line.starts_with("database:"))
-        .unwrap_or_else(|| panic!("no `database:` system line:\n{}", log_text(&log)));
+    let database_line = system_line(&log, |l| l.starts_with("database:"), "`database:`");
     for word in ["sqlalchemy", "DATABASE_URL"] {
         assert!(
             database_line.line.contains(word),
@@ -606,12 +610,10 @@ async fn async_sqlalchemy_app_gets_aiosqlite_for_the_sqlite_file() {
         ["async"]
     );
     let log = history(&client, &generation).await;
-    assert!(
-        system_lines(&log)
-            .iter()
-            .any(|l| l.line.starts_with("database: installing aiosqlite")),
-        "the log says why aiosqlite is installed:\n{}",
-        log_text(&log)
+    system_line(
+        &log,
+        |l| l.starts_with("database: installing aiosqlite"),
+        "saying why aiosqlite is installed",
     );
     server.stop().await;
 }
@@ -650,12 +652,10 @@ async fn django_without_a_postgres_server_falls_back_to_sqlite() {
         ["on sqlite"]
     );
     let log = history(&client, &generation).await;
-    assert!(
-        system_lines(&log)
-            .iter()
-            .any(|l| l.line.contains("Applying items.0001_initial")),
-        "{}",
-        log_text(&log)
+    system_line(
+        &log,
+        |l| l.contains("Applying items.0001_initial"),
+        "with the migration's output",
     );
 
     server.stop().await;
@@ -989,10 +989,7 @@ async fn split_settings_app_gets_postgres_in_its_split_variables() {
     );
 
     let log = history(&client, &generation).await;
-    let database_line = system_lines(&log)
-        .into_iter()
-        .find(|l| l.line.starts_with("database:"))
-        .unwrap_or_else(|| panic!("no `database:` system line:\n{}", log_text(&log)));
+    let database_line = system_line(&log, |l| l.starts_with("database:"), "`database:`");
     for word in [
         "POSTGRES_SERVER",
         "POSTGRES_PASSWORD",
@@ -1058,16 +1055,11 @@ async fn better_sqlite3_app_gets_its_native_binding_and_keeps_rows() {
 
     let launched = launch(&client, &generation, false).await;
     let log = history(&client, &generation).await;
-    let system = system_lines(&log);
     for expected in [
         "native: compiling better-sqlite3 11.10.0 for Node ",
         "native: better-sqlite3 ready (compiled in ",
     ] {
-        assert!(
-            system.iter().any(|l| l.line.starts_with(expected)),
-            "{expected:?} in the log:\n{}",
-            log_text(&log)
-        );
+        system_line(&log, |l| l.starts_with(expected), expected);
     }
 
     let given = app_json(
