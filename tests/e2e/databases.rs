@@ -124,6 +124,20 @@ async fn item_names(client: &Client, generation: &str, session: &str, path: &str
         .collect()
 }
 
+/// Checks that `GET path` lists the items `expected`, in order.
+async fn assert_items(
+    client: &Client,
+    generation: &str,
+    session: &str,
+    path: &str,
+    expected: &[&str],
+) {
+    assert_eq!(
+        item_names(client, generation, session, path).await,
+        expected
+    );
+}
+
 /// Creates item `name` with `POST path` and checks the app's answer names it.
 async fn create_item(client: &Client, generation: &str, session: &str, path: &str, name: &str) {
     let created = post_json(client, generation, session, path, json!({"name": name})).await;
@@ -268,10 +282,14 @@ async fn django_migrates_and_keeps_rows_in_its_own_postgres_database() {
         "first item",
     )
     .await;
-    assert_eq!(
-        item_names(&client, &generation, &launched.session, "/items/").await,
-        ["first item"]
-    );
+    assert_items(
+        &client,
+        &generation,
+        &launched.session,
+        "/items/",
+        &["first item"],
+    )
+    .await;
 
     // The row is in previewd_<id>, seen by the admin.
     assert!(pg.database_exists(&database), "{database}");
@@ -317,14 +335,8 @@ async fn two_generations_cannot_see_each_others_data() {
     let launched_b = launch(&client, &b, true).await;
     create_item(&client, &a, &launched_a.session, "/items/new/", "from a").await;
     create_item(&client, &b, &launched_b.session, "/items/new/", "from b").await;
-    assert_eq!(
-        item_names(&client, &a, &launched_a.session, "/items/").await,
-        ["from a"]
-    );
-    assert_eq!(
-        item_names(&client, &b, &launched_b.session, "/items/").await,
-        ["from b"]
-    );
+    assert_items(&client, &a, &launched_a.session, "/items/", &["from a"]).await;
+    assert_items(&client, &b, &launched_b.session, "/items/", &["from b"]).await;
     assert_eq!(
         pg.admin_sql_in(&db_a, "SELECT name FROM items_item"),
         "from a"
@@ -538,10 +550,14 @@ async fn sqlalchemy_app_runs_on_embedded_sqlite_and_keeps_rows() {
     for name in ["one", "two"] {
         create_item(&client, &generation, &first.session, "/items", name).await;
     }
-    assert_eq!(
-        item_names(&client, &generation, &first.session, "/items").await,
-        ["one", "two"]
-    );
+    assert_items(
+        &client,
+        &generation,
+        &first.session,
+        "/items",
+        &["one", "two"],
+    )
+    .await;
     let log = history(&client, &generation).await;
     let database_line = system_line(&log, |l| l.starts_with("database:"), "`database:`");
     for word in ["sqlalchemy", "DATABASE_URL"] {
@@ -605,10 +621,14 @@ async fn async_sqlalchemy_app_gets_aiosqlite_for_the_sqlite_file() {
         "{given}"
     );
     create_item(&client, &generation, &launched.session, "/items", "async").await;
-    assert_eq!(
-        item_names(&client, &generation, &launched.session, "/items").await,
-        ["async"]
-    );
+    assert_items(
+        &client,
+        &generation,
+        &launched.session,
+        "/items",
+        &["async"],
+    )
+    .await;
     let log = history(&client, &generation).await;
     system_line(
         &log,
@@ -647,10 +667,14 @@ async fn django_without_a_postgres_server_falls_back_to_sqlite() {
         "on sqlite",
     )
     .await;
-    assert_eq!(
-        item_names(&client, &generation, &launched.session, "/items/").await,
-        ["on sqlite"]
-    );
+    assert_items(
+        &client,
+        &generation,
+        &launched.session,
+        "/items/",
+        &["on sqlite"],
+    )
+    .await;
     let log = history(&client, &generation).await;
     system_line(
         &log,
@@ -781,10 +805,7 @@ async fn alembic_migrations_run_before_the_app() {
     );
     assert_eq!(log[upgrade].stream, "system", "{text}");
     create_item(&client, &generation, &launched.session, "/items", "one").await;
-    assert_eq!(
-        item_names(&client, &generation, &launched.session, "/items").await,
-        ["one"]
-    );
+    assert_items(&client, &generation, &launched.session, "/items", &["one"]).await;
     server.stop().await;
 }
 
@@ -840,10 +861,14 @@ async fn prisma_client_is_generated_at_install_and_serves_rows_from_postgres() {
     for name in ["one", "two"] {
         create_item(&client, &generation, &launched.session, "/items", name).await;
     }
-    assert_eq!(
-        item_names(&client, &generation, &launched.session, "/items").await,
-        ["one", "two"]
-    );
+    assert_items(
+        &client,
+        &generation,
+        &launched.session,
+        "/items",
+        &["one", "two"],
+    )
+    .await;
     let connected = app_json(
         &client,
         &generation,
@@ -975,10 +1000,14 @@ async fn split_settings_app_gets_postgres_in_its_split_variables() {
     for name in ["one", "two"] {
         create_item(&client, &generation, &launched.session, "/items", name).await;
     }
-    assert_eq!(
-        item_names(&client, &generation, &launched.session, "/items").await,
-        ["one", "two"]
-    );
+    assert_items(
+        &client,
+        &generation,
+        &launched.session,
+        "/items",
+        &["one", "two"],
+    )
+    .await;
     assert_eq!(
         pg.admin_sql_in(
             &database,
@@ -1078,10 +1107,14 @@ async fn better_sqlite3_app_gets_its_native_binding_and_keeps_rows() {
     for name in ["one", "two"] {
         create_item(&client, &generation, &launched.session, "/items", name).await;
     }
-    assert_eq!(
-        item_names(&client, &generation, &launched.session, "/items").await,
-        ["one", "two"]
-    );
+    assert_items(
+        &client,
+        &generation,
+        &launched.session,
+        "/items",
+        &["one", "two"],
+    )
+    .await;
 
     server.stop().await;
 }
