@@ -7,10 +7,10 @@
 //! preview dies before it binds. previewd reads the first env file it finds in the app's working
 //! dir, then in the project root, and gives its variables to the app as defaults: the plan's,
 //! the database's, the launch's `env` and previewd's own (`PORT`, `HOST`) win. A variable with
-//! no value stays unset (an empty string fails where an unset one takes its default); those an
-//! interpreter reads at start-up (`PYTHON*`, `NODE_OPTIONS`, `LD_*`) are left out, as a warm
-//! process has started already, and so are the machine's that previewd sets itself (`PATH`,
-//! `HOME`, `TMPDIR`, ...).
+//! no value stays unset, as an empty string fails where an unset one takes its default, and so
+//! does one holding a NUL, which no environment can. Those an interpreter reads at start-up
+//! (`PYTHON*`, `NODE_OPTIONS`, `LD_*`) are left out, as a warm process has started already, and
+//! so are the machine's, which previewd sets itself (`PATH`, `HOME`, `TMPDIR`, ...).
 //!
 //! The parser is ours rather than dotenvy's: dotenvy expands `${NAME}` from the process
 //! environment, which here is previewd's own (its token secret, its database admin URLs), and a
@@ -73,7 +73,7 @@ impl EnvFile {
             variables.retain(|(seen, _)| *seen != name);
             if start_up_variable([&name]).is_some() || is_base_variable(&name) {
                 left_out.push(name);
-            } else if !value.is_empty() {
+            } else if !value.is_empty() && !value.contains('\0') {
                 variables.push((name, value));
             }
         }
@@ -259,7 +259,7 @@ mod tests {
             ("backend/.env.sample", "SAMPLE=1\n"),
             (
                 "backend/.env",
-                "SECRET_KEY=a\nEMPTY=\nPYTHONPATH=/x\nNODE_OPTIONS=--inspect\nPATH=/bin\nSECRET_KEY=b\n",
+                "SECRET_KEY=a\nEMPTY=\nNUL=a\0b\nPYTHONPATH=/x\nNODE_OPTIONS=--inspect\nPATH=/bin\nSECRET_KEY=b\n",
             ),
         ]);
         let found = EnvFile::find(dir.path(), Path::new("backend")).expect("found");
