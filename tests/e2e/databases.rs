@@ -853,7 +853,12 @@ async fn prisma_client_is_generated_at_install_and_serves_rows_from_postgres() {
         installing < generating && generating < generated && generated < done && done < started,
         "{text}"
     );
-    for at in [generating, generated, done] {
+    // Not asked to migrate, the log says how.
+    let hint = position(
+        "migrate: not asked at this launch; \"migrate\": true applies the project's migrations \
+         (node_modules/prisma/build/index.js migrate deploy)",
+    );
+    for at in [generating, generated, done, hint] {
         assert_eq!(log[at].stream, "system", "{text}");
     }
     eprintln!("generate: {}", log[done].line);

@@ -825,6 +825,11 @@ impl PreviewRun {
             if let Err(error) = self.migrate(&provisioned, &given).await {
                 return self.stopped_or_failed(error);
             }
+        } else if !self.plan.migrate.is_empty() {
+            self.system(format!(
+                "migrate: not asked at this launch; \"migrate\": true applies the project's migrations ({})",
+                self.plan.migrate.join(" ")
+            ));
         }
         let (mut child, stdout, stderr) = match self.start(&provisioned, &given).await {
             Ok(started) => started,
