@@ -85,13 +85,20 @@ impl EnvFile {
         })
     }
 
-    /// The names of its variables, in file order.
-    pub fn names(&self) -> Vec<String> {
+    /// The variables the app gets from it, in file order: all but those `set_elsewhere` (by
+    /// the plan, the database or the launch) and previewd's own.
+    pub fn defaults(&self, set_elsewhere: impl Fn(&str) -> bool) -> Vec<(String, String)> {
         self.variables
             .iter()
-            .map(|(name, _)| name.clone())
+            .filter(|(name, _)| !set_elsewhere(name) && !is_previewd_variable(name))
+            .cloned()
             .collect()
     }
+}
+
+/// Whether previewd sets `name` for every app itself (`PORT`, `HOST`, `PREVIEWD_*`).
+fn is_previewd_variable(name: &str) -> bool {
+    matches!(name, "PORT" | "HOST") || name.starts_with("PREVIEWD_")
 }
 
 /// The `(name, value)` assignments of an env file's text, in order; malformed lines are skipped.
@@ -272,7 +279,21 @@ mod tests {
         assert_eq!(found.file, Path::new("backend/.env.sample"));
         let found = EnvFile::find(dir.path(), Path::new("")).expect("found");
         assert_eq!(found.file, Path::new(".env.example"));
-        assert_eq!(found.names(), ["ROOT"]);
+        assert_eq!(found.defaults(|_| false), owned(&[("ROOT", "1")]));
+    }
+
+    /// What others set, and previewd's own variables, are not the file's to give.
+    #[test]
+    fn defaults_leave_what_is_set_elsewhere() {
+        let dir = project(&[(
+            ".env",
+            "PORT=1\nHOST=h\nPREVIEWD_X=1\nDATABASE_URL=u\nKEY=v\n",
+        )]);
+        let found = EnvFile::find(dir.path(), Path::new("")).expect("found");
+        assert_eq!(
+            found.defaults(|name| name == "DATABASE_URL"),
+            owned(&[("KEY", "v")])
+        );
     }
 
     /// No file, a file setting nothing, a directory or a symlink by that name: nothing.

@@ -473,7 +473,9 @@ pub struct PreviewConfig {
 pub struct EnvFileInfo {
     /// The file, relative to the project root.
     pub file: String,
-    /// The variables it gives a value, in file order (those with no value stay unset).
+    /// The variables the app gets from it, in file order: those with a value, but for those
+    /// previewd sets (the plan's, the database's, `PORT`, `HOST`); the launch's `env` wins
+    /// over these too.
     pub variables: Vec<String>,
     /// The variables it sets that previewd leaves out: those an interpreter reads at start-up
     /// (`PYTHONPATH`, `NODE_OPTIONS`, ...) and the machine's (`PATH`, `HOME`, ...).
@@ -877,6 +879,8 @@ impl PreviewsApi {
             .as_deref()
             .and_then(|name| state.supervisor.registry().get(name));
         let project_dir = state.supervisor.project_dir(&generation.id);
+        // The variables previewd sets to the database, which no env file gives.
+        let mut database_variables: Vec<String> = Vec::new();
         let database = {
             let project_dir = project_dir.clone();
             tokio::task::spawn_blocking(move || database::need_of(&project_dir))
@@ -884,7 +888,9 @@ impl PreviewsApi {
                 .ok()
                 .flatten()
                 .map(|need| {
-                    let (provider, provider_detail) = state.supervisor.databases().provider(&need);
+                    let databases = state.supervisor.databases();
+                    database_variables = databases.variables(&need);
+                    let (provider, provider_detail) = databases.provider(&need);
                     DatabaseInfo {
                         wants: need.wants.as_str().into(),
                         library: need.library,
@@ -928,10 +934,20 @@ impl PreviewsApi {
                 .await
                 .ok()
                 .flatten()
-                .map(|found| EnvFileInfo {
-                    file: found.file.display().to_string(),
-                    variables: found.names(),
-                    left_out: found.left_out,
+                .map(|found| {
+                    let set_elsewhere = |name: &str| {
+                        plan.as_ref().is_some_and(|p| p.env.contains_key(name))
+                            || database_variables.iter().any(|v| v == name)
+                    };
+                    EnvFileInfo {
+                        file: found.file.display().to_string(),
+                        variables: found
+                            .defaults(set_elsewhere)
+                            .into_iter()
+                            .map(|(name, _)| name)
+                            .collect(),
+                        left_out: found.left_out,
+                    }
                 })
         };
         let launch_command = latest

@@ -1090,18 +1090,11 @@ impl PreviewRun {
             .flatten();
         let mut given = BTreeMap::new();
         if let Some(found) = found {
-            let set_elsewhere = |name: &str| {
+            let taken = found.defaults(|name| {
                 self.plan.env.contains_key(name)
                     || database.contains_key(name)
                     || self.options.env.contains_key(name)
-                    || matches!(name, "PORT" | "HOST")
-                    || name.starts_with("PREVIEWD_")
-            };
-            let taken: Vec<(String, String)> = found
-                .variables
-                .into_iter()
-                .filter(|(name, _)| !set_elsewhere(name))
-                .collect();
+            });
             if !taken.is_empty() {
                 let names: Vec<&str> = taken.iter().map(|(name, _)| name.as_str()).collect();
                 let count = names.len();

@@ -576,7 +576,11 @@ export interface components {
         EnvFileInfo: {
             /** @description The file, relative to the project root. */
             file: string;
-            /** @description The variables it gives a value, in file order (those with no value stay unset). */
+            /**
+             * @description The variables the app gets from it, in file order: those with a value, but for those
+             *     previewd sets (the plan's, the database's, `PORT`, `HOST`); the launch's `env` wins
+             *     over these too.
+             */
             variables: string[];
             /**
              * @description The variables it sets that previewd leaves out: those an interpreter reads at start-up
