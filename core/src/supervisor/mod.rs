@@ -1097,10 +1097,9 @@ impl PreviewRun {
             });
             if !taken.is_empty() {
                 let names: Vec<&str> = taken.iter().map(|(name, _)| name.as_str()).collect();
-                let count = names.len();
                 self.system(format!(
-                    "env: {count} variable{} from {} as defaults: {}",
-                    if count == 1 { "" } else { "s" },
+                    "env: {} from {} as defaults: {}",
+                    counted(names.len(), "variable"),
                     found.file.display(),
                     names.join(", ")
                 ));
@@ -1539,7 +1538,10 @@ impl PreviewRun {
         };
         match serde_json::from_slice::<Vec<Endpoint>>(&bytes) {
             Ok(routes) => {
-                self.system(format!("the running app reports {} routes", routes.len()));
+                self.system(format!(
+                    "the running app reports {}",
+                    counted(routes.len(), "route")
+                ));
                 *self
                     .running
                     .runtime_routes
@@ -1672,4 +1674,9 @@ async fn wait_until_gone(child: &mut Child, tree: &ProcessTree, limit: Duration)
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// `n` and `noun`, plural unless `n` is 1: "1 route", "3 routes".
+fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
