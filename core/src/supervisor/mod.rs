@@ -406,6 +406,7 @@ impl Supervisor {
             detection,
             options,
             expired: Default::default(),
+            no_database: Default::default(),
         };
         tokio::spawn(run.run().instrument(span));
         Ok(record)
@@ -761,6 +762,9 @@ struct PreviewRun {
     /// Set when the preview is stopped for its maximum uptime or idle timeout: its database
     /// goes with it.
     expired: std::sync::atomic::AtomicBool,
+    /// Why the app got no database though its project wants one ("none: mongoose needs
+    /// MongoDB; start previewd with --mongodb-url ..."): said again when it fails to start.
+    no_database: std::sync::OnceLock<String>,
 }
 
 impl PreviewRun {
@@ -1070,6 +1074,7 @@ impl PreviewRun {
             Ok(None) => {
                 let (_, why) = databases.provider(need);
                 self.system(format!("database: {why} ({})", need.reason));
+                let _ = self.no_database.set(why);
                 Ok(BTreeMap::new())
             }
             Err(err) => Err(format!("preparing the preview's database failed: {err}")),
@@ -1341,6 +1346,15 @@ impl PreviewRun {
         readers
     }
 
+    /// " It got no database, which its project wants: none: ... ." when previewd could not
+    /// give it the one its project wants, a likely cause of a failed start; empty otherwise.
+    fn no_database_note(&self) -> String {
+        self.no_database
+            .get()
+            .map(|why| format!(" It got no database, which its project wants: {why}."))
+            .unwrap_or_default()
+    }
+
     /// Probes readiness, then waits for the exit, a stop or the end of the preview's time.
     async fn watch(
         &self,
@@ -1358,8 +1372,9 @@ impl PreviewRun {
             exit = child.wait() => {
                 let code = exit.ok().and_then(exit_code);
                 return self.exited(code, format!(
-                    "the app exited{} before answering HTTP on port {port}. Its last output:\n{}",
+                    "the app exited{} before answering HTTP on port {port}.{} Its last output:\n{}",
                     code.map(|c| format!(" with code {c}")).unwrap_or_default(),
+                    self.no_database_note(),
                     self.running.recent_output()
                 ));
             }
@@ -1367,8 +1382,9 @@ impl PreviewRun {
             _ = until_stop_requested(stop) => return self.stopping().await,
             _ = deadline => {
                 return failed(None, format!(
-                    "the app did not answer HTTP on port {port} within {}; is it listening on the port given in $PORT? Its last output:\n{}",
+                    "the app did not answer HTTP on port {port} within {}; is it listening on the port given in $PORT?{} Its last output:\n{}",
                     humantime::format_duration(inner.config.startup_timeout),
+                    self.no_database_note(),
                     self.running.recent_output()
                 ));
             }

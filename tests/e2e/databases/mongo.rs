@@ -196,7 +196,7 @@ async fn deleting_the_generation_drops_its_mongo_database_and_user() {
 }
 
 /// Without `--mongodb-url`, `/config` of a pymongo project says it wants MongoDB, gets none,
-/// and how previewd would give it one.
+/// and how previewd would give it one; so does the launch's failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_mongodb_server_config_says_how_to_get_one() {
     let server = TestServer::start().await;
@@ -216,6 +216,18 @@ async fn without_a_mongodb_server_config_says_how_to_get_one() {
     );
     let detail = database["provider_detail"].as_str().unwrap_or_default();
     assert!(detail.contains("--mongodb-url"), "{database}");
+
+    // The app dies at import without MONGO_URL; the failure says what it was missing.
+    let launched = client.launch_wait(&generation).await;
+    assert_eq!(launched.body["code"], "launch_failed", "{:?}", launched.body);
+    let error = launched.body["message"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(
+            "It got no database, which its project wants: none: pymongo needs MongoDB; \
+             start previewd with --mongodb-url to give it one."
+        ) && error.contains("KeyError: 'MONGO_URL'"),
+        "{error}"
+    );
 
     server.stop().await;
 }
