@@ -9,6 +9,8 @@
 //! answers with the credentials the app was given so a test can try them elsewhere) and
 //! `tests/fixtures/db-sqlalchemy` (Flask + SQLAlchemy, `GET|POST /items`, `GET /database`),
 //! `tests/fixtures/db-alembic` (Flask whose only table comes from its Alembic migration) and
+//! `tests/fixtures/db-flask-migrate` (a Flask app factory whose only table comes from its
+//! Flask-Migrate migration, `GET|POST /items`) and
 //! `tests/fixtures/db-prisma` (Express + Prisma 7 on the pg driver adapter: the client
 //! generated at install, `GET|POST /items`, `GET /database`) and
 //! `tests/fixtures/db-split-settings` (FastAPI shaped like tiangolo/full-stack-fastapi-template:
@@ -775,37 +777,46 @@ async fn config_shows_the_database_and_nothing_shows_the_password() {
     server.stop().await;
 }
 
-/// A Flask project with an `alembic.ini`: `"migrate": true` runs `alembic upgrade head` on its
-/// embedded SQLite database before the app starts, its output in the log; the table only the
-/// migration makes then serves rows.
+/// Flask projects with Alembic migrations: `"migrate": true` applies them on the embedded
+/// SQLite database before the app starts, their output in the log; the table only the
+/// migration makes then serves rows. A plain `alembic.ini` gets `alembic upgrade head`;
+/// Flask-Migrate's `migrations/` folder, whose `env.py` needs the app's context, gets `flask db
+/// upgrade` with FLASK_APP calling the app factory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alembic_migrations_run_before_the_app() {
     let server = TestServer::start().await;
     let client = server.client("alembic");
-    let generation = client.upload_fixture("db-alembic").await;
-    let launched = launch(&client, &generation, true).await;
-    let log = history(&client, &generation).await;
-    let text = log_text(&log);
-    let position = |needle: &str| {
-        log.iter()
-            .position(|l| l.line.contains(needle))
-            .unwrap_or_else(|| panic!("no line with {needle:?}:\n{text}"))
-    };
-    let migrating = position("migrating: ");
-    assert!(
-        log[migrating].line.contains("-m alembic upgrade head"),
-        "{text}"
-    );
-    let upgrade = position("Running upgrade  -> 0001");
-    let applied = position("migrations applied");
-    let started = position("started process");
-    assert!(
-        migrating < upgrade && upgrade < applied && applied < started,
-        "{text}"
-    );
-    assert_eq!(log[upgrade].stream, "system", "{text}");
-    create_item(&client, &generation, &launched.session, "/items", "one").await;
-    assert_items(&client, &generation, &launched.session, "/items", &["one"]).await;
+    for (fixture, command) in [
+        ("db-alembic", "-m alembic upgrade head"),
+        (
+            "db-flask-migrate",
+            "-m flask db upgrade --directory migrations",
+        ),
+    ] {
+        let generation = client.upload_fixture(fixture).await;
+        let launched = launch(&client, &generation, true).await;
+        let log = history(&client, &generation).await;
+        let text = log_text(&log);
+        let position = |needle: &str| {
+            log.iter()
+                .position(|l| l.line.contains(needle))
+                .unwrap_or_else(|| panic!("{fixture}: no line with {needle:?}:\n{text}"))
+        };
+        let migrating = position("migrating: ");
+        assert!(log[migrating].line.ends_with(command), "{text}");
+        let upgrade = position("Running upgrade  -> 0001");
+        let applied = position("migrations applied");
+        let started = position("started process");
+        assert!(
+            migrating < upgrade && upgrade < applied && applied < started,
+            "{text}"
+        );
+        assert_eq!(log[upgrade].stream, "system", "{text}");
+        create_item(&client, &generation, &launched.session, "/items", "one").await;
+        assert_items(&client, &generation, &launched.session, "/items", &["one"]).await;
+        let stopped = client.stop_preview(&generation).await;
+        assert_eq!(stopped.status, 200, "{:?}", stopped.body);
+    }
     server.stop().await;
 }
 

@@ -42,11 +42,22 @@ use crate::model::Model;
 /// in manifests.
 const NAME: &str = "flask";
 
-/// What detection looks for, in words.
+/// Where Flask-Migrate keeps its Alembic set-up, in the app's working dir.
+const FLASK_MIGRATE_DIR: &str = "migrations";
+/// The interpreter arguments applying Flask-Migrate's migrations from [`FLASK_MIGRATE_DIR`].
+const FLASK_DB_UPGRADE: [&str; 6] = [
+    "-m",
+    "flask",
+    "db",
+    "upgrade",
+    "--directory",
+    FLASK_MIGRATE_DIR,
+];
 /// What a warm Python runtime imports before it is handed a project: Flask and waitress, the
 /// server previewd serves it with.
 const PRELOAD: &[&str] = &["flask", "waitress", "encodings.idna"];
 
+/// What detection looks for, in words.
 const LOOKS_FOR: &str = "a Python file that creates `app = Flask(__name__)` (wsgi.py, app.py, \
      application.py, a package's __init__.py, …) or an app factory such as `create_app()` \
      returning one, FLASK_APP in .flaskenv/.env, or flask in requirements.txt/pyproject.toml";
@@ -220,14 +231,96 @@ fn plan(
     if factory {
         args.push("--factory".to_string());
     }
+    let (migrate, env) = match uses_flask_migrate(project, working_dir) {
+        // `flask db upgrade` finds the app through FLASK_APP, as in every Flask version.
+        true => {
+            let call = if factory { "()" } else { "" };
+            (
+                FLASK_DB_UPGRADE.map(String::from).into(),
+                BTreeMap::from([("FLASK_APP".to_string(), format!("{app}{call}"))]),
+            )
+        }
+        false => (alembic_upgrade(project, working_dir), BTreeMap::new()),
+    };
     LaunchPlan {
         runtime: Runtime::Python,
         args,
-        env: BTreeMap::new(),
+        env,
         working_dir: PathBuf::from(working_dir),
         requirements: requirements(project, entry_dir),
         readiness: Readiness::default(),
         preload: PRELOAD.iter().map(|m| m.to_string()).collect(),
-        migrate: alembic_upgrade(project, working_dir),
+        migrate,
+    }
+}
+
+/// Whether the project keeps Flask-Migrate's folder in `working_dir`: `migrations/alembic.ini`
+/// beside an `env.py` that works in the app's context (`current_app`), which plain Alembic
+/// cannot give it.
+fn uses_flask_migrate(project: &Project, working_dir: &str) -> bool {
+    let dir = PathBuf::from(working_dir).join(FLASK_MIGRATE_DIR);
+    project.has_file(dir.join("alembic.ini"))
+        && project
+            .read_to_string(dir.join("env.py"))
+            .is_ok_and(|env| env.contains("current_app"))
+}
+
+#[cfg(test)]
+mod tests {
+    use previewd_plugin_api::testing::temp_project;
+
+    use super::*;
+
+    const APP: &[u8] = b"from flask import Flask\nfrom flask_migrate import Migrate\n\
+        from flask_sqlalchemy import SQLAlchemy\n\ndb = SQLAlchemy()\nmigrate = Migrate()\n\n\
+        def create_app():\n    app = Flask(__name__)\n    db.init_app(app)\n    \
+        migrate.init_app(app, db)\n    return app\n";
+    /// Flask-Migrate's `env.py`, as `flask db init` writes it (abridged).
+    const FLASK_MIGRATE_ENV: &[u8] =
+        b"from flask import current_app\nfrom alembic import context\n\
+        config = context.config\ntarget_db = current_app.extensions['migrate'].db\n";
+
+    /// Flask-Migrate's folder: `flask db upgrade`, with FLASK_APP calling the factory.
+    #[test]
+    fn flask_migrate_upgrades_through_the_flask_cli() {
+        let (_dir, project) = temp_project(&[
+            ("requirements.txt", b"flask\nflask-migrate\n"),
+            ("app/__init__.py", APP),
+            ("migrations/alembic.ini", b"[alembic]\n"),
+            ("migrations/env.py", FLASK_MIGRATE_ENV),
+            ("migrations/versions/1a2b_items.py", b"revision = '1a2b'\n"),
+        ]);
+        let plan = FlaskPlugin.launch_plan(&project, 3001).expect("plan");
+        assert_eq!(
+            plan.migrate,
+            ["-m", "flask", "db", "upgrade", "--directory", "migrations"]
+        );
+        assert_eq!(plan.env["FLASK_APP"], "app:create_app()");
+    }
+
+    /// A plain Alembic set-up (its `env.py` needs no app) keeps `alembic upgrade head`; no
+    /// migrations, no command.
+    #[test]
+    fn plain_alembic_and_none() {
+        let plain_env = b"from alembic import context\nfrom app import Base\n";
+        let (_dir, project) = temp_project(&[
+            (
+                "app.py",
+                b"from flask import Flask\napp = Flask(__name__)\n",
+            ),
+            ("alembic.ini", b"[alembic]\n"),
+            ("migrations/alembic.ini", b"[alembic]\n"),
+            ("migrations/env.py", plain_env),
+        ]);
+        let plan = FlaskPlugin.launch_plan(&project, 3001).expect("plan");
+        assert_eq!(plan.migrate, ["-m", "alembic", "upgrade", "head"]);
+        assert!(plan.env.is_empty());
+
+        let (_dir, project) = temp_project(&[(
+            "app.py",
+            b"from flask import Flask\napp = Flask(__name__)\n",
+        )]);
+        let plan = FlaskPlugin.launch_plan(&project, 3001).expect("plan");
+        assert!(plan.migrate.is_empty() && plan.env.is_empty());
     }
 }

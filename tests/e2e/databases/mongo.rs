@@ -219,7 +219,11 @@ async fn without_a_mongodb_server_config_says_how_to_get_one() {
 
     // The app dies at import without MONGO_URL; the failure says what it was missing.
     let launched = client.launch_wait(&generation).await;
-    assert_eq!(launched.body["code"], "launch_failed", "{:?}", launched.body);
+    assert_eq!(
+        launched.body["code"], "launch_failed",
+        "{:?}",
+        launched.body
+    );
     let error = launched.body["message"].as_str().unwrap_or_default();
     assert!(
         error.contains(
