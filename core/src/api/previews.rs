@@ -16,7 +16,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::generations::owned_generation;
 use super::security::{PreviewSession, UserAuth};
 use super::{examples, ApiTags};
-use crate::database;
+use crate::database::{self, DatabaseNeed, Databases};
 use crate::env_file::EnvFile;
 use crate::envelope::EnvelopeRequest;
 use crate::registry;
@@ -879,36 +879,20 @@ impl PreviewsApi {
             .as_deref()
             .and_then(|name| state.supervisor.registry().get(name));
         let project_dir = state.supervisor.project_dir(&generation.id);
-        // The variables previewd sets to the database, which no env file gives.
-        let mut database_variables: Vec<String> = Vec::new();
-        let database = {
+        let need = {
             let project_dir = project_dir.clone();
             tokio::task::spawn_blocking(move || database::need_of(&project_dir))
                 .await
                 .ok()
                 .flatten()
-                .map(|need| {
-                    let databases = state.supervisor.databases();
-                    database_variables = databases.variables(&need);
-                    let (provider, provider_detail) = databases.provider(&need);
-                    DatabaseInfo {
-                        wants: need.wants.as_str().into(),
-                        library: need.library,
-                        variables: need.variables,
-                        parts: need
-                            .parts
-                            .into_iter()
-                            .map(|(variable, part)| DatabasePart {
-                                variable,
-                                part: part.as_str().into(),
-                            })
-                            .collect(),
-                        reason: need.reason,
-                        provider: provider.as_str().into(),
-                        provider_detail,
-                    }
-                })
         };
+        let databases = state.supervisor.databases();
+        // The variables previewd sets to the database, which no env file gives.
+        let database_variables = need
+            .as_ref()
+            .map(|need| databases.variables(need))
+            .unwrap_or_default();
+        let database = need.map(|need| database_info(databases, need));
         let plan = match &plugin {
             Some(plugin) => {
                 let plugin = plugin.clone();
@@ -934,20 +918,17 @@ impl PreviewsApi {
                 .await
                 .ok()
                 .flatten()
-                .map(|found| {
-                    let set_elsewhere = |name: &str| {
-                        plan.as_ref().is_some_and(|p| p.env.contains_key(name))
-                            || database_variables.iter().any(|v| v == name)
-                    };
-                    EnvFileInfo {
-                        file: found.file.display().to_string(),
-                        variables: found
-                            .defaults(set_elsewhere)
-                            .into_iter()
-                            .map(|(name, _)| name)
-                            .collect(),
-                        left_out: found.left_out,
-                    }
+                .map(|found| EnvFileInfo {
+                    file: found.file.display().to_string(),
+                    variables: found
+                        .defaults(|name| {
+                            plan.as_ref().is_some_and(|p| p.env.contains_key(name))
+                                || database_variables.iter().any(|v| v == name)
+                        })
+                        .into_iter()
+                        .map(|(name, _)| name)
+                        .collect(),
+                    left_out: found.left_out,
                 })
         };
         let launch_command = latest
@@ -1003,6 +984,27 @@ impl PreviewsApi {
             database,
             env_file,
         })))
+    }
+}
+
+/// The `/config` view of what a project expects of a database and what it gets.
+fn database_info(databases: &Databases, need: DatabaseNeed) -> DatabaseInfo {
+    let (provider, provider_detail) = databases.provider(&need);
+    DatabaseInfo {
+        wants: need.wants.as_str().into(),
+        library: need.library,
+        variables: need.variables,
+        parts: need
+            .parts
+            .into_iter()
+            .map(|(variable, part)| DatabasePart {
+                variable,
+                part: part.as_str().into(),
+            })
+            .collect(),
+        reason: need.reason,
+        provider: provider.as_str().into(),
+        provider_detail,
     }
 }
 
