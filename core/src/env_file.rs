@@ -10,7 +10,9 @@
 //! no value stays unset, as an empty string fails where an unset one takes its default, and so
 //! does one holding a NUL, which no environment can. Those an interpreter reads at start-up
 //! (`PYTHON*`, `NODE_OPTIONS`, `LD_*`) are left out, as a warm process has started already, and
-//! so are the machine's, which previewd sets itself (`PATH`, `HOME`, `TMPDIR`, ...).
+//! so are the machine's, which previewd sets itself (`PATH`, `HOME`, `TMPDIR`, ...), and those
+//! pointing at a server beside the app (`REDIS_URL=redis://localhost:6379`, `DB_HOST=db`), which
+//! no preview has: set, they turn on what then fails to connect.
 //!
 //! The parser is ours rather than dotenvy's: dotenvy expands `${NAME}` from the process
 //! environment, which here is previewd's own (its token secret, its database admin URLs), and a
@@ -45,8 +47,9 @@ pub struct EnvFile {
     pub file: PathBuf,
     /// Its variables with a value, in file order (a repeated name once, its last value).
     pub variables: Vec<(String, String)>,
-    /// Names it sets that previewd leaves out: those an interpreter reads at start-up, and
-    /// those of the machine previewd sets itself (`PATH`, `HOME`, `TMPDIR`, ...).
+    /// Names it sets that previewd leaves out: those an interpreter reads at start-up, those
+    /// of the machine previewd sets itself (`PATH`, `HOME`, `TMPDIR`, ...), and those pointing
+    /// at a server beside the app that a preview does not have (`REDIS_URL=redis://localhost`).
     pub left_out: Vec<String>,
 }
 
@@ -54,13 +57,13 @@ impl EnvFile {
     /// The first env file in `working_dir` (relative to `project_dir`), then in `project_dir`;
     /// `None` when there is none, or it sets nothing. Blocking: it reads the file.
     pub fn find(project_dir: &Path, working_dir: &Path) -> Option<EnvFile> {
-        let dirs = [working_dir, Path::new("")];
-        let dirs = dirs.iter().take(if working_dir.as_os_str().is_empty() {
-            1
-        } else {
-            2
-        });
+        let root = Path::new("");
+        let dirs: &[&Path] = match working_dir == root {
+            true => &[root],
+            false => &[working_dir, root],
+        };
         let file = dirs
+            .iter()
             .flat_map(|dir| FILE_NAMES.iter().map(move |name| dir.join(name)))
             .find(|file| {
                 std::fs::symlink_metadata(project_dir.join(file))
@@ -71,7 +74,10 @@ impl EnvFile {
         let mut left_out = Vec::new();
         for (name, value) in parse(&text) {
             variables.retain(|(seen, _)| *seen != name);
-            if start_up_variable([&name]).is_some() || is_base_variable(&name) {
+            let left = start_up_variable([&name]).is_some()
+                || is_base_variable(&name)
+                || names_a_server_beside_the_app(&name, &value);
+            if left {
                 left_out.push(name);
             } else if !value.is_empty() && !value.contains('\0') {
                 variables.push((name, value));
@@ -94,6 +100,89 @@ impl EnvFile {
             .cloned()
             .collect()
     }
+}
+
+/// URL schemes of servers an app connects to (a `+driver` suffix aside).
+const SERVER_SCHEMES: &[&str] = &[
+    "redis",
+    "rediss",
+    "amqp",
+    "amqps",
+    "mongodb",
+    "postgres",
+    "postgresql",
+    "mysql",
+    "mariadb",
+    "memcached",
+    "nats",
+    "kafka",
+    "mssql",
+];
+/// Words in a variable's name saying its host is such a server's (`REDIS_HOST`, `DB_SERVER`).
+const SERVER_WORDS: &[&str] = &[
+    "REDIS",
+    "MONGO",
+    "POSTGRES",
+    "PG",
+    "MYSQL",
+    "MARIADB",
+    "DB",
+    "DATABASE",
+    "RABBITMQ",
+    "AMQP",
+    "MEMCACHED",
+    "ELASTICSEARCH",
+    "KAFKA",
+    "NATS",
+    "CACHE",
+    "BROKER",
+];
+
+/// Whether `name=value` points the app at a server beside it, on its machine (`localhost`) or
+/// its compose network (a one-word host such as `redis`), which no preview has: a server URL
+/// (`redis://localhost:6379/0`, `postgresql://u:p@db/app`) or a server's host variable
+/// (`REDIS_HOST=localhost`). A developer's `.env` has them for the servers on their machine;
+/// given to a preview they only turn on what then fails to connect (a cache, a broker), where
+/// an unset one leaves the app to its defaults. Other URLs (`http://localhost:5173`, an API's
+/// address) are kept: apps show them, or call them only when asked.
+fn names_a_server_beside_the_app(name: &str, value: &str) -> bool {
+    if let Some((scheme, rest)) = value.split_once("://") {
+        let scheme = scheme
+            .split('+')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if !SERVER_SCHEMES.contains(&scheme.as_str()) {
+            return false;
+        }
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let hosts = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, hosts)| hosts);
+        let first = hosts.split(',').next().unwrap_or_default();
+        return is_local_host(first);
+    }
+    let upper = name.to_ascii_uppercase();
+    let is_host_variable = upper.ends_with("HOST") || upper.ends_with("SERVER");
+    let words = upper.split('_').collect::<Vec<_>>();
+    is_host_variable
+        && SERVER_WORDS
+            .iter()
+            .any(|w| words.contains(w) || upper.starts_with(w))
+        && is_local_host(value)
+}
+
+/// Whether `host` (`name`, `name:port`, `[::1]:port`) is this machine or a one-word name.
+fn is_local_host(host: &str) -> bool {
+    let host = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    let host = host.to_ascii_lowercase();
+    matches!(
+        host.as_str(),
+        "localhost" | "127.0.0.1" | "0.0.0.0" | "::1" | "host.docker.internal"
+    ) || (!host.is_empty() && !host.contains('.') && !host.contains(':'))
 }
 
 /// Whether previewd sets `name` for every app itself (`PORT`, `HOST`, `PREVIEWD_*`).
@@ -280,6 +369,42 @@ mod tests {
         let found = EnvFile::find(dir.path(), Path::new("")).expect("found");
         assert_eq!(found.file, Path::new(".env.example"));
         assert_eq!(found.defaults(|_| false), owned(&[("ROOT", "1")]));
+    }
+
+    /// Servers beside the app (this machine, a compose service) are left out; other hosts,
+    /// web addresses and non-host settings are kept.
+    #[test]
+    fn servers_beside_the_app() {
+        for (name, value) in [
+            ("REDIS_URL", "redis://localhost:6379/0"),
+            ("CELERY_BROKER_URL", "amqp://guest:guest@rabbitmq:5672//"),
+            ("DATABASE_URL", "postgresql+asyncpg://u:p@db:5432/app"),
+            ("MONGO_URI", "mongodb://127.0.0.1:27017,127.0.0.1:27018/app"),
+            ("CACHE_URL", "rediss://[::1]:6380"),
+            ("REDIS_HOST", "localhost"),
+            ("DB_HOST", "db"),
+            ("POSTGRES_SERVER", "127.0.0.1"),
+        ] {
+            assert!(names_a_server_beside_the_app(name, value), "{name}={value}");
+        }
+        for (name, value) in [
+            ("DATABASE_URL", "postgresql://u:p@db.example.com/app"),
+            ("FRONTEND_URL", "http://localhost:5173"),
+            (
+                "BACKEND_CORS_ORIGINS",
+                "http://localhost,http://localhost:5173",
+            ),
+            ("REDIS_HOST", "cache.internal.example.com"),
+            ("HOSTNAME", "web"),
+            ("SMTP_HOST", "localhost"),
+            ("SECRET_KEY", "localhost"),
+            ("ALLOWED_HOSTS", "localhost"),
+        ] {
+            assert!(
+                !names_a_server_beside_the_app(name, value),
+                "{name}={value}"
+            );
+        }
     }
 
     /// What others set, and previewd's own variables, are not the file's to give.

@@ -1,6 +1,7 @@
 //! A project's env file as the app's defaults: an app that reads a required setting at import
 //! (`os.environ["SECRET_KEY"]`) runs from its `.env.example`; the launch's `env` and previewd's
-//! own variables win; empty and start-up variables stay unset; values never reach the log.
+//! own variables win; empty and start-up variables, and those naming a server beside the app,
+//! stay unset; values never reach the log.
 
 use previewd_e2e::fixture_runs::app_json;
 use previewd_e2e::log_lines::history;
@@ -26,6 +27,7 @@ def env():
         "port": os.environ.get("PORT"),
         "empty_set": "EMPTY_ONE" in os.environ,
         "pythonpath": os.environ.get("PYTHONPATH", ""),
+        "redis_set": "REDIS_URL" in os.environ,
     }
 "#;
 
@@ -35,6 +37,7 @@ const ENV_EXAMPLE: &str = "# Copy to .env and fill in\n\
                            export GREETING=\"hello from the example\" # shown on /\n\
                            PORT=9999\n\
                            PYTHONPATH=/nowhere\n\
+                           REDIS_URL=redis://localhost:6379/0\n\
                            EMPTY_ONE=\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +64,7 @@ async fn env_example_gives_the_app_its_required_settings() {
         json!({
             "file": ".env.example",
             "variables": ["SECRET_KEY", "GREETING"],
-            "left_out": ["PYTHONPATH"],
+            "left_out": ["PYTHONPATH", "REDIS_URL"],
         }),
         "{:?}",
         config.body
@@ -100,6 +103,7 @@ async fn env_example_gives_the_app_its_required_settings() {
     assert_eq!(env["port"], port.to_string(), "previewd's PORT wins: {env}");
     assert_eq!(env["empty_set"], false, "an empty value stays unset: {env}");
     assert_ne!(env["pythonpath"], "/nowhere", "{env}");
+    assert_eq!(env["redis_set"], false, "no server beside the app: {env}");
 
     assert!(
         log_text

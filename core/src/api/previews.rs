@@ -478,7 +478,9 @@ pub struct EnvFileInfo {
     /// over these too.
     pub variables: Vec<String>,
     /// The variables it sets that previewd leaves out: those an interpreter reads at start-up
-    /// (`PYTHONPATH`, `NODE_OPTIONS`, ...) and the machine's (`PATH`, `HOME`, ...).
+    /// (`PYTHONPATH`, `NODE_OPTIONS`, ...), the machine's (`PATH`, `HOME`, ...), and those
+    /// pointing at a server beside the app, which no preview has (`REDIS_URL=redis://localhost`,
+    /// `DB_HOST=db`).
     pub left_out: Vec<String>,
 }
 
@@ -487,7 +489,7 @@ impl Example for EnvFileInfo {
         EnvFileInfo {
             file: "backend/.env.example".into(),
             variables: vec!["SECRET_KEY".into(), "ACCESS_TOKEN_EXPIRE_MINUTES".into()],
-            left_out: vec!["PYTHONPATH".into()],
+            left_out: vec!["PYTHONPATH".into(), "REDIS_URL".into()],
         }
     }
 }

@@ -1111,7 +1111,7 @@ impl PreviewRun {
             }
             if !found.left_out.is_empty() {
                 self.system(format!(
-                    "env: {} in {} left out: previewd sets them, or the interpreter reads them at start-up (the launch's env can set them)",
+                    "env: {} in {} left out: previewd sets them, the interpreter reads them at start-up, or they point at a server beside the app that a preview does not have (the launch's env can set them)",
                     found.left_out.join(", "),
                     found.file.display()
                 ));

@@ -565,7 +565,8 @@ export interface components {
          * @example {
          *       "file": "backend/.env.example",
          *       "left_out": [
-         *         "PYTHONPATH"
+         *         "PYTHONPATH",
+         *         "REDIS_URL"
          *       ],
          *       "variables": [
          *         "SECRET_KEY",
@@ -584,7 +585,9 @@ export interface components {
             variables: string[];
             /**
              * @description The variables it sets that previewd leaves out: those an interpreter reads at start-up
-             *     (`PYTHONPATH`, `NODE_OPTIONS`, ...) and the machine's (`PATH`, `HOME`, ...).
+             *     (`PYTHONPATH`, `NODE_OPTIONS`, ...), the machine's (`PATH`, `HOME`, ...), and those
+             *     pointing at a server beside the app, which no preview has (`REDIS_URL=redis://localhost`,
+             *     `DB_HOST=db`).
              */
             left_out: string[];
         };
@@ -1039,7 +1042,8 @@ export interface components {
          *       "env_file": {
          *         "file": "backend/.env.example",
          *         "left_out": [
-         *           "PYTHONPATH"
+         *           "PYTHONPATH",
+         *           "REDIS_URL"
          *         ],
          *         "variables": [
          *           "SECRET_KEY",
