@@ -5,7 +5,8 @@
 //! developer copies, and their apps read the required ones at import (`SECRET_KEY =
 //! os.environ["SECRET_KEY"]`, a pydantic `Settings` field without a default), so without them a
 //! preview dies before it binds. previewd reads the first env file it finds in the app's working
-//! dir, then in the project root, and gives its variables to the app as defaults: the plan's,
+//! dir, then in the project root (or cookiecutter-django's `.envs/.local/` folder of them), and
+//! gives its variables to the app as defaults: the plan's,
 //! the database's, the launch's `env` and previewd's own (`PORT`, `HOST`) win. A variable with
 //! no value stays unset, as an empty string fails where an unset one takes its default, and so
 //! does one holding a NUL, which no environment can. Those an interpreter reads at start-up
@@ -37,13 +38,18 @@ const FILE_NAMES: &[&str] = &[
     "example.env",
     ".env.local.example",
 ];
+/// After those: a folder of env files, one per service, read together in name order
+/// (cookiecutter-django's `.envs/.local/.django` and `.postgres`).
+const FOLDER: &str = ".envs/.local";
 /// Larger files are not env files.
 const MAX_BYTES: u64 = 256 * 1024;
+/// A folder with more files than this is not a folder of env files.
+const MAX_FOLDER_FILES: usize = 16;
 
 /// An env file and the variables previewd takes from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvFile {
-    /// The file, relative to the project root.
+    /// The file (or folder of files), relative to the project root.
     pub file: PathBuf,
     /// Its variables with a value, in file order (a repeated name once, its last value).
     pub variables: Vec<(String, String)>,
@@ -62,14 +68,15 @@ impl EnvFile {
             true => &[root],
             false => &[working_dir, root],
         };
-        let file = dirs
+        let (file, text) = dirs
             .iter()
-            .flat_map(|dir| FILE_NAMES.iter().map(move |name| dir.join(name)))
-            .find(|file| {
-                std::fs::symlink_metadata(project_dir.join(file))
-                    .is_ok_and(|m| m.is_file() && m.len() <= MAX_BYTES)
-            })?;
-        let text = std::fs::read_to_string(project_dir.join(&file)).ok()?;
+            .flat_map(|dir| {
+                FILE_NAMES
+                    .iter()
+                    .chain([&FOLDER])
+                    .map(move |name| dir.join(name))
+            })
+            .find_map(|file| Some((file.clone(), read(&project_dir.join(file))?)))?;
         let mut variables: Vec<(String, String)> = Vec::new();
         let mut left_out = Vec::new();
         for (name, value) in parse(&text) {
@@ -188,6 +195,33 @@ fn is_local_host(host: &str) -> bool {
 /// Whether previewd sets `name` for every app itself (`PORT`, `HOST`, `PREVIEWD_*`).
 fn is_previewd_variable(name: &str) -> bool {
     matches!(name, "PORT" | "HOST") || name.starts_with("PREVIEWD_")
+}
+
+/// The text of the env file at `path`, or of the env files in the folder at `path` one after
+/// the other; `None` for anything else (a link, a large file, a folder of many files).
+fn read(path: &Path) -> Option<String> {
+    if !std::fs::symlink_metadata(path).ok()?.is_dir() {
+        return read_file(path);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .take(MAX_FOLDER_FILES + 1)
+        .collect();
+    if files.len() > MAX_FOLDER_FILES {
+        return None;
+    }
+    files.sort();
+    let texts: Vec<String> = files.iter().filter_map(|file| read_file(file)).collect();
+    (!texts.is_empty()).then(|| texts.join("\n"))
+}
+
+/// The text of the regular file at `path` of at most [`MAX_BYTES`].
+fn read_file(path: &Path) -> Option<String> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    (meta.is_file() && meta.len() <= MAX_BYTES)
+        .then(|| std::fs::read_to_string(path).ok())
+        .flatten()
 }
 
 /// The `(name, value)` assignments of an env file's text, in order; malformed lines are skipped.
@@ -369,6 +403,41 @@ mod tests {
         let found = EnvFile::find(dir.path(), Path::new("")).expect("found");
         assert_eq!(found.file, Path::new(".env.example"));
         assert_eq!(found.defaults(|_| false), owned(&[("ROOT", "1")]));
+    }
+
+    /// cookiecutter-django's `.envs/.local/` files are read together, in name order, after the
+    /// single files; a folder of many files is not one of env files.
+    #[test]
+    fn a_folder_of_env_files() {
+        let dir = project(&[
+            (
+                ".envs/.local/.django",
+                "USE_DOCKER=yes\nDJANGO_READ_DOT_ENV_FILE=False\n",
+            ),
+            (
+                ".envs/.local/.postgres",
+                "POSTGRES_HOST=postgres\nPOSTGRES_DB=app\n",
+            ),
+            (".envs/.production/.django", "DJANGO_SECRET_KEY=prod\n"),
+        ]);
+        let found = EnvFile::find(dir.path(), Path::new("")).expect("found");
+        assert_eq!(found.file, Path::new(".envs/.local"));
+        assert_eq!(
+            found.variables,
+            owned(&[
+                ("USE_DOCKER", "yes"),
+                ("DJANGO_READ_DOT_ENV_FILE", "False"),
+                ("POSTGRES_DB", "app")
+            ])
+        );
+        assert_eq!(found.left_out, ["POSTGRES_HOST"]);
+
+        let many: Vec<(String, &str)> = (0..=MAX_FOLDER_FILES)
+            .map(|i| (format!(".envs/.local/f{i}"), "A=1\n"))
+            .collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+        let dir = project(&many);
+        assert_eq!(EnvFile::find(dir.path(), Path::new("")), None);
     }
 
     /// Servers beside the app (this machine, a compose service) are left out; other hosts,

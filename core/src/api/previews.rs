@@ -464,14 +464,14 @@ pub struct PreviewConfig {
     pub env_file: Option<EnvFileInfo>,
 }
 
-/// A project's env file (`.env`, else `.env.example`, `.env.sample`, ...; in the app's working
-/// dir, then the project root), whose variables the app gets as defaults: the plan's, the
+/// A project's env file (`.env`, else `.env.example`, `.env.sample`, ..., else the files in
+/// cookiecutter-django's `.envs/.local/`; in the app's working dir, then the project root), whose variables the app gets as defaults: the plan's, the
 /// database's, the launch's `env` and previewd's own (`PORT`, `HOST`) win. Names only: values
 /// stay in the file.
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct EnvFileInfo {
-    /// The file, relative to the project root.
+    /// The file (or folder of files), relative to the project root.
     pub file: String,
     /// The variables the app gets from it, in file order: those with a value, but for those
     /// previewd sets (the plan's, the database's, `PORT`, `HOST`); the launch's `env` wins

@@ -558,8 +558,8 @@ export interface components {
         };
         /**
          * EnvFileInfo
-         * @description A project's env file (`.env`, else `.env.example`, `.env.sample`, ...; in the app's working
-         *     dir, then the project root), whose variables the app gets as defaults: the plan's, the
+         * @description A project's env file (`.env`, else `.env.example`, `.env.sample`, ..., else the files in
+         *     cookiecutter-django's `.envs/.local/`; in the app's working dir, then the project root), whose variables the app gets as defaults: the plan's, the
          *     database's, the launch's `env` and previewd's own (`PORT`, `HOST`) win. Names only: values
          *     stay in the file.
          * @example {
@@ -575,7 +575,7 @@ export interface components {
          *     }
          */
         EnvFileInfo: {
-            /** @description The file, relative to the project root. */
+            /** @description The file (or folder of files), relative to the project root. */
             file: string;
             /**
              * @description The variables the app gets from it, in file order: those with a value, but for those
