@@ -46,69 +46,6 @@ const MAX_BYTES: u64 = 256 * 1024;
 /// A folder with more files than this is not a folder of env files.
 const MAX_FOLDER_FILES: usize = 16;
 
-/// An env file and the variables previewd takes from it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvFile {
-    /// The file (or folder of files), relative to the project root.
-    pub file: PathBuf,
-    /// Its variables with a value, in file order (a repeated name once, its last value).
-    pub variables: Vec<(String, String)>,
-    /// Names it sets that previewd leaves out: those an interpreter reads at start-up, those
-    /// of the machine previewd sets itself (`PATH`, `HOME`, `TMPDIR`, ...), and those pointing
-    /// at a server beside the app that a preview does not have (`REDIS_URL=redis://localhost`).
-    pub left_out: Vec<String>,
-}
-
-impl EnvFile {
-    /// The first env file in `working_dir` (relative to `project_dir`), then in `project_dir`;
-    /// `None` when there is none, or it sets nothing. Blocking: it reads the file.
-    pub fn find(project_dir: &Path, working_dir: &Path) -> Option<EnvFile> {
-        let root = Path::new("");
-        let dirs: &[&Path] = match working_dir == root {
-            true => &[root],
-            false => &[working_dir, root],
-        };
-        let (file, text) = dirs
-            .iter()
-            .flat_map(|dir| {
-                FILE_NAMES
-                    .iter()
-                    .chain([&FOLDER])
-                    .map(move |name| dir.join(name))
-            })
-            .find_map(|file| Some((file.clone(), read(&project_dir.join(file))?)))?;
-        let mut variables: Vec<(String, String)> = Vec::new();
-        let mut left_out = Vec::new();
-        for (name, value) in parse(&text) {
-            variables.retain(|(seen, _)| *seen != name);
-            let left = start_up_variable([&name]).is_some()
-                || is_base_variable(&name)
-                || names_a_server_beside_the_app(&name, &value);
-            if left {
-                left_out.push(name);
-            } else if !value.is_empty() && !value.contains('\0') {
-                variables.push((name, value));
-            }
-        }
-        left_out.dedup();
-        (!variables.is_empty() || !left_out.is_empty()).then_some(EnvFile {
-            file,
-            variables,
-            left_out,
-        })
-    }
-
-    /// The variables the app gets from it, in file order: all but those `set_elsewhere` (by
-    /// the plan, the database or the launch) and previewd's own.
-    pub fn defaults(&self, set_elsewhere: impl Fn(&str) -> bool) -> Vec<(String, String)> {
-        self.variables
-            .iter()
-            .filter(|(name, _)| !set_elsewhere(name) && !is_previewd_variable(name))
-            .cloned()
-            .collect()
-    }
-}
-
 /// URL schemes of servers an app connects to (a `+driver` suffix aside).
 const SERVER_SCHEMES: &[&str] = &[
     "redis",
@@ -144,6 +81,70 @@ const SERVER_WORDS: &[&str] = &[
     "CACHE",
     "BROKER",
 ];
+
+/// An env file and the variables previewd takes from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvFile {
+    /// The file (or folder of files), relative to the project root.
+    pub file: PathBuf,
+    /// Its variables with a value, in file order (a repeated name once, its last value).
+    pub variables: Vec<(String, String)>,
+    /// Names it sets that previewd leaves out: those an interpreter reads at start-up, those
+    /// of the machine previewd sets itself (`PATH`, `HOME`, `TMPDIR`, ...), and those pointing
+    /// at a server beside the app that a preview does not have (`REDIS_URL=redis://localhost`).
+    pub left_out: Vec<String>,
+}
+
+impl EnvFile {
+    /// The first env file in `working_dir` (relative to `project_dir`), then in `project_dir`;
+    /// `None` when there is none, or it sets nothing. Blocking: it reads the file.
+    pub fn find(project_dir: &Path, working_dir: &Path) -> Option<EnvFile> {
+        let root = Path::new("");
+        let dirs: &[&Path] = match working_dir == root {
+            true => &[root],
+            false => &[working_dir, root],
+        };
+        let (file, text) = dirs
+            .iter()
+            .flat_map(|dir| {
+                FILE_NAMES
+                    .iter()
+                    .chain([&FOLDER])
+                    .map(move |name| dir.join(name))
+            })
+            .find_map(|file| Some((file.clone(), read(&project_dir.join(file))?)))?;
+        let mut variables: Vec<(String, String)> = Vec::new();
+        let mut left_out = Vec::new();
+        for (name, value) in parse(&text) {
+            // A repeated name counts as its last assignment.
+            variables.retain(|(seen, _)| *seen != name);
+            left_out.retain(|seen| *seen != name);
+            let left = start_up_variable([&name]).is_some()
+                || is_base_variable(&name)
+                || names_a_server_beside_the_app(&name, &value);
+            if left {
+                left_out.push(name);
+            } else if !value.is_empty() && !value.contains('\0') {
+                variables.push((name, value));
+            }
+        }
+        (!variables.is_empty() || !left_out.is_empty()).then_some(EnvFile {
+            file,
+            variables,
+            left_out,
+        })
+    }
+
+    /// The variables the app gets from it, in file order: all but those `set_elsewhere` (by
+    /// the plan, the database or the launch) and previewd's own.
+    pub fn defaults(&self, set_elsewhere: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+        self.variables
+            .iter()
+            .filter(|(name, _)| !set_elsewhere(name) && !is_previewd_variable(name))
+            .cloned()
+            .collect()
+    }
+}
 
 /// Whether `name=value` points the app at a server beside it, on its machine (`localhost`) or
 /// its compose network (a one-word host such as `redis`), which no preview has: a server URL
