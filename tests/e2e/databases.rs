@@ -174,6 +174,13 @@ fn system_line<'a>(log: &'a [LogLine], matches: impl Fn(&str) -> bool, what: &st
         .unwrap_or_else(|| panic!("no system line {what}:\n{}", log_text(log)))
 }
 
+/// Checks that `object` has each of `expected`'s fields, with its value.
+fn assert_fields(object: &Value, expected: Value) {
+    for (key, value) in expected.as_object().expect("expected fields") {
+        assert_eq!(&object[key], value, "{key} in {object}");
+    }
+}
+
 /// The log as text, for failure messages.
 fn log_text(log: &[LogLine]) -> String {
     log.iter()
@@ -530,9 +537,10 @@ async fn sqlalchemy_app_runs_on_embedded_sqlite_and_keeps_rows() {
     let generation = client.upload_fixture("db-sqlalchemy").await;
 
     let database = config_database(&client, &generation).await;
-    assert_eq!(database["wants"], "sql", "{database}");
-    assert_eq!(database["library"], "sqlalchemy", "{database}");
-    assert_eq!(database["provider"], "sqlite", "{database}");
+    assert_fields(
+        &database,
+        json!({"wants": "sql", "library": "sqlalchemy", "provider": "sqlite"}),
+    );
     assert!(
         database["variables"]
             .as_array()
@@ -603,8 +611,10 @@ async fn async_sqlalchemy_app_gets_aiosqlite_for_the_sqlite_file() {
     let client = server.client("async-sqlite");
     let generation = client.upload_fixture("db-async-sqlalchemy").await;
     let database = config_database(&client, &generation).await;
-    assert_eq!(database["wants"], "postgres", "{database}");
-    assert_eq!(database["provider"], "sqlite", "{database}");
+    assert_fields(
+        &database,
+        json!({"wants": "postgres", "provider": "sqlite"}),
+    );
 
     let launched = launch(&client, &generation, false).await;
     let given = app_json(
@@ -649,8 +659,10 @@ async fn django_without_a_postgres_server_falls_back_to_sqlite() {
     let generation = client.upload_fixture("db-django").await;
 
     let database = config_database(&client, &generation).await;
-    assert_eq!(database["library"], "django", "{database}");
-    assert_eq!(database["provider"], "sqlite", "{database}");
+    assert_fields(
+        &database,
+        json!({"library": "django", "provider": "sqlite"}),
+    );
 
     let launched = launch(&client, &generation, true).await;
     let connection = django_connection(&client, &generation, &launched.session).await;
@@ -843,9 +855,10 @@ async fn prisma_client_is_generated_at_install_and_serves_rows_from_postgres() {
     let database = database_of(&generation);
 
     let detected = config_database(&client, &generation).await;
-    assert_eq!(detected["wants"], "postgres", "{detected}");
-    assert_eq!(detected["library"], "prisma", "{detected}");
-    assert_eq!(detected["provider"], "postgresql", "{detected}");
+    assert_fields(
+        &detected,
+        json!({"wants": "postgres", "library": "prisma", "provider": "postgresql"}),
+    );
 
     let launched = launch(&client, &generation, false).await;
     let log = history(&client, &generation).await;
@@ -966,9 +979,10 @@ async fn split_settings_app_gets_postgres_in_its_split_variables() {
     let database = database_of(&generation);
 
     let detected = config_database(&client, &generation).await;
-    assert_eq!(detected["wants"], "postgres", "{detected}");
-    assert_eq!(detected["library"], "sqlalchemy", "{detected}");
-    assert_eq!(detected["provider"], "postgresql", "{detected}");
+    assert_fields(
+        &detected,
+        json!({"wants": "postgres", "library": "sqlalchemy", "provider": "postgresql"}),
+    );
     assert_eq!(
         detected["parts"],
         json!([
@@ -1067,8 +1081,7 @@ async fn split_settings_app_without_postgres_gets_no_sqlite_file() {
     let generation = client.upload_fixture("db-split-settings").await;
 
     let database = config_database(&client, &generation).await;
-    assert_eq!(database["wants"], "postgres", "{database}");
-    assert_eq!(database["provider"], "none", "{database}");
+    assert_fields(&database, json!({"wants": "postgres", "provider": "none"}));
     let detail = database["provider_detail"]
         .as_str()
         .expect("provider_detail");
@@ -1094,9 +1107,10 @@ async fn better_sqlite3_app_gets_its_native_binding_and_keeps_rows() {
     let generation = client.upload_fixture("db-node-sqlite").await;
 
     let database = config_database(&client, &generation).await;
-    assert_eq!(database["wants"], "sql", "{database}");
-    assert_eq!(database["library"], "better-sqlite3", "{database}");
-    assert_eq!(database["provider"], "sqlite", "{database}");
+    assert_fields(
+        &database,
+        json!({"wants": "sql", "library": "better-sqlite3", "provider": "sqlite"}),
+    );
 
     let launched = launch(&client, &generation, false).await;
     let log = history(&client, &generation).await;

@@ -15,8 +15,8 @@ use previewd_e2e::{Client, TestServer};
 use serde_json::{json, Value};
 
 use super::{
-    config_database, create_item, database_of, item_names, launch, log_text, system_lines,
-    DROP_LIMIT,
+    assert_fields, config_database, create_item, database_of, item_names, launch, log_text,
+    system_lines, DROP_LIMIT,
 };
 
 /// The process's MongoDB server, or `None` after saying why `test` is skipped.
@@ -68,9 +68,10 @@ async fn mongo_apps_get_a_database_and_user_of_their_own() {
     let (db_a, db_b) = (database_of(&a), database_of(&b));
 
     let database = config_database(&client, &a).await;
-    assert_eq!(database["wants"], "mongo", "{database}");
-    assert_eq!(database["library"], "pymongo", "{database}");
-    assert_eq!(database["provider"], "mongodb", "{database}");
+    assert_fields(
+        &database,
+        json!({"wants": "mongo", "library": "pymongo", "provider": "mongodb"}),
+    );
     assert!(
         database["variables"]
             .as_array()
@@ -205,9 +206,10 @@ async fn without_a_mongodb_server_config_says_how_to_get_one() {
     let generation = client.upload_fixture("db-mongo").await;
 
     let database = config_database(&client, &generation).await;
-    assert_eq!(database["wants"], "mongo", "{database}");
-    assert_eq!(database["library"], "pymongo", "{database}");
-    assert_eq!(database["provider"], "none", "{database}");
+    assert_fields(
+        &database,
+        json!({"wants": "mongo", "library": "pymongo", "provider": "none"}),
+    );
     assert!(
         database["variables"]
             .as_array()
