@@ -13,7 +13,9 @@
 //! (`PYTHON*`, `NODE_OPTIONS`, `LD_*`) are left out, as a warm process has started already, and
 //! so are the machine's, which previewd sets itself (`PATH`, `HOME`, `TMPDIR`, ...), and those
 //! pointing at a server beside the app (`REDIS_URL=redis://localhost:6379`, `DB_HOST=db`), which
-//! no preview has: set, they turn on what then fails to connect.
+//! no preview has: set, they turn on what then fails to connect. So are those running the app
+//! as in production (`NODE_ENV=production`, `SECURE_SSL_REDIRECT=True`): a preview is a
+//! development run, served over plain HTTP. See [`LeftOut`].
 //!
 //! The parser is ours rather than dotenvy's: dotenvy expands `${NAME}` from the process
 //! environment, which here is previewd's own (its token secret, its database admin URLs), and a
@@ -89,10 +91,64 @@ pub struct EnvFile {
     pub file: PathBuf,
     /// Its variables with a value, in file order (a repeated name once, its last value).
     pub variables: Vec<(String, String)>,
-    /// Names it sets that previewd leaves out: those an interpreter reads at start-up, those
-    /// of the machine previewd sets itself (`PATH`, `HOME`, `TMPDIR`, ...), and those pointing
-    /// at a server beside the app that a preview does not have (`REDIS_URL=redis://localhost`).
-    pub left_out: Vec<String>,
+    /// The variables it sets that previewd leaves out, in file order, and why.
+    pub left_out: Vec<(String, LeftOut)>,
+}
+
+/// Why a variable of an env file is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftOut {
+    /// An interpreter reads it at start-up (`PYTHONPATH`, `NODE_OPTIONS`, `LD_*`), before a
+    /// warm process is handed the app.
+    StartUp,
+    /// previewd sets it for every app (`PATH`, `HOME`, `TMPDIR`, ...).
+    Machine,
+    /// It points at a server beside the app (`REDIS_URL=redis://localhost`, `DB_HOST=db`),
+    /// which no preview has: set, it turns on what then fails to connect.
+    ServerBeside,
+    /// It runs the app as in production (`NODE_ENV=production`, `SECURE_SSL_REDIRECT=True`):
+    /// HTTPS redirects, production-only checks, built assets, where a preview is a
+    /// development run.
+    Production,
+}
+
+impl LeftOut {
+    /// Every reason, in the order the log gives them.
+    pub const ALL: [LeftOut; 4] = [
+        LeftOut::StartUp,
+        LeftOut::Machine,
+        LeftOut::ServerBeside,
+        LeftOut::Production,
+    ];
+
+    /// Why, in words, for the log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LeftOut::StartUp => "the interpreter reads them at start-up",
+            LeftOut::Machine => "previewd sets them",
+            LeftOut::ServerBeside => {
+                "they point at a server beside the app, which a preview does not have"
+            }
+            LeftOut::Production => {
+                "they run the app as in production, where a preview is a development run"
+            }
+        }
+    }
+
+    /// Why `name=value` is left out, if it is.
+    fn of(name: &str, value: &str) -> Option<LeftOut> {
+        if start_up_variable([&name.to_string()]).is_some() {
+            Some(LeftOut::StartUp)
+        } else if is_base_variable(name) {
+            Some(LeftOut::Machine)
+        } else if names_a_server_beside_the_app(name, value) {
+            Some(LeftOut::ServerBeside)
+        } else if runs_as_in_production(name, value) {
+            Some(LeftOut::Production)
+        } else {
+            None
+        }
+    }
 }
 
 impl EnvFile {
@@ -118,12 +174,9 @@ impl EnvFile {
         for (name, value) in parse(&text) {
             // A repeated name counts as its last assignment.
             variables.retain(|(seen, _)| *seen != name);
-            left_out.retain(|seen| *seen != name);
-            let left = start_up_variable([&name]).is_some()
-                || is_base_variable(&name)
-                || names_a_server_beside_the_app(&name, &value);
-            if left {
-                left_out.push(name);
+            left_out.retain(|(seen, _)| *seen != name);
+            if let Some(why) = LeftOut::of(&name, &value) {
+                left_out.push((name, why));
             } else if !value.is_empty() && !value.contains('\0') {
                 variables.push((name, value));
             }
@@ -144,6 +197,36 @@ impl EnvFile {
             .cloned()
             .collect()
     }
+}
+
+/// Variables naming the mode an app runs in (`NODE_ENV=production`).
+const MODE_VARIABLES: &[&str] = &[
+    "NODE_ENV",
+    "APP_ENV",
+    "ENV",
+    "ENVIRONMENT",
+    "APP_ENVIRONMENT",
+    "FLASK_ENV",
+    "DJANGO_ENV",
+    "PYTHON_ENV",
+];
+/// Switches that make an app redirect every request to HTTPS, which a preview is not served on.
+const HTTPS_SWITCHES: &[&str] = &[
+    "SECURE_SSL_REDIRECT",
+    "DJANGO_SECURE_SSL_REDIRECT",
+    "FORCE_HTTPS",
+    "FORCE_SSL",
+    "HTTPS_ONLY",
+];
+
+/// Whether `name=value` runs the app as in production: a mode variable saying so, or an HTTPS
+/// redirect switched on.
+fn runs_as_in_production(name: &str, value: &str) -> bool {
+    let value = value.trim().to_ascii_lowercase();
+    let upper = name.to_ascii_uppercase();
+    (MODE_VARIABLES.contains(&upper.as_str()) && matches!(value.as_str(), "production" | "prod"))
+        || (HTTPS_SWITCHES.contains(&upper.as_str())
+            && matches!(value.as_str(), "true" | "1" | "yes" | "on"))
 }
 
 /// Whether `name=value` points the app at a server beside it, on its machine (`localhost`) or
@@ -396,7 +479,14 @@ mod tests {
         let found = EnvFile::find(dir.path(), Path::new("backend")).expect("found");
         assert_eq!(found.file, Path::new("backend/.env"));
         assert_eq!(found.variables, owned(&[("SECRET_KEY", "b")]));
-        assert_eq!(found.left_out, ["PYTHONPATH", "NODE_OPTIONS", "PATH"]);
+        assert_eq!(
+            found.left_out,
+            [
+                ("PYTHONPATH".to_string(), LeftOut::StartUp),
+                ("NODE_OPTIONS".to_string(), LeftOut::StartUp),
+                ("PATH".to_string(), LeftOut::Machine)
+            ]
+        );
 
         std::fs::remove_file(dir.path().join("backend/.env")).expect("rm");
         let found = EnvFile::find(dir.path(), Path::new("backend")).expect("found");
@@ -431,7 +521,10 @@ mod tests {
                 ("POSTGRES_DB", "app")
             ])
         );
-        assert_eq!(found.left_out, ["POSTGRES_HOST"]);
+        assert_eq!(
+            found.left_out,
+            [("POSTGRES_HOST".to_string(), LeftOut::ServerBeside)]
+        );
 
         let many: Vec<(String, &str)> = (0..=MAX_FOLDER_FILES)
             .map(|i| (format!(".envs/.local/f{i}"), "A=1\n"))
@@ -474,6 +567,32 @@ mod tests {
                 !names_a_server_beside_the_app(name, value),
                 "{name}={value}"
             );
+        }
+    }
+
+    /// Production modes and HTTPS redirects are left out; other modes and switches are kept.
+    #[test]
+    fn production_modes() {
+        for (name, value) in [
+            ("NODE_ENV", "production"),
+            ("ENVIRONMENT", "Production"),
+            ("APP_ENV", "prod"),
+            ("SECURE_SSL_REDIRECT", "True"),
+            ("FORCE_HTTPS", "1"),
+        ] {
+            assert_eq!(
+                LeftOut::of(name, value),
+                Some(LeftOut::Production),
+                "{name}={value}"
+            );
+        }
+        for (name, value) in [
+            ("NODE_ENV", "development"),
+            ("ENVIRONMENT", "local"),
+            ("SECURE_SSL_REDIRECT", "False"),
+            ("LOG_LEVEL", "production"),
+        ] {
+            assert_eq!(LeftOut::of(name, value), None, "{name}={value}");
         }
     }
 

@@ -1,7 +1,7 @@
 //! A project's env file as the app's defaults: an app that reads a required setting at import
 //! (`os.environ["SECRET_KEY"]`) runs from its `.env.example`; the launch's `env` and previewd's
-//! own variables win; empty and start-up variables, and those naming a server beside the app,
-//! stay unset; values never reach the log.
+//! own variables win; empty and start-up variables, those naming a server beside the app and
+//! production modes stay unset; values never reach the log.
 
 use previewd_e2e::fixture_runs::app_json;
 use previewd_e2e::log_lines::history;
@@ -38,6 +38,7 @@ const ENV_EXAMPLE: &str = "# Copy to .env and fill in\n\
                            PORT=9999\n\
                            PYTHONPATH=/nowhere\n\
                            REDIS_URL=redis://localhost:6379/0\n\
+                           NODE_ENV=production\n\
                            EMPTY_ONE=\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +65,7 @@ async fn env_example_gives_the_app_its_required_settings() {
         json!({
             "file": ".env.example",
             "variables": ["SECRET_KEY", "GREETING"],
-            "left_out": ["PYTHONPATH", "REDIS_URL"],
+            "left_out": ["PYTHONPATH", "REDIS_URL", "NODE_ENV"],
         }),
         "{:?}",
         config.body
@@ -110,6 +111,13 @@ async fn env_example_gives_the_app_its_required_settings() {
             .iter()
             .any(|l| l == "[system] env: 1 variable from .env.example as defaults: SECRET_KEY"),
         "the log names what was taken:\n{}",
+        log_text.join("\n")
+    );
+    assert!(
+        log_text.iter().any(|l| l
+            == "[system] env: NODE_ENV in .env.example left out: they run the app as in \
+                production, where a preview is a development run (the launch's env can set them)"),
+        "the log says why each is left out:\n{}",
         log_text.join("\n")
     );
     assert!(

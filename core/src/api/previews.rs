@@ -478,9 +478,10 @@ pub struct EnvFileInfo {
     /// over these too.
     pub variables: Vec<String>,
     /// The variables it sets that previewd leaves out: those an interpreter reads at start-up
-    /// (`PYTHONPATH`, `NODE_OPTIONS`, ...), the machine's (`PATH`, `HOME`, ...), and those
+    /// (`PYTHONPATH`, `NODE_OPTIONS`, ...), the machine's (`PATH`, `HOME`, ...), those
     /// pointing at a server beside the app, which no preview has (`REDIS_URL=redis://localhost`,
-    /// `DB_HOST=db`).
+    /// `DB_HOST=db`), and those running the app as in production (`NODE_ENV=production`,
+    /// `SECURE_SSL_REDIRECT=True`). The log says which is which.
     pub left_out: Vec<String>,
 }
 
@@ -930,7 +931,7 @@ impl PreviewsApi {
                         .into_iter()
                         .map(|(name, _)| name)
                         .collect(),
-                    left_out: found.left_out,
+                    left_out: found.left_out.into_iter().map(|(name, _)| name).collect(),
                 })
         };
         let launch_command = latest

@@ -46,7 +46,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::config::Config;
 use crate::database::{self, DatabaseNeed, Databases};
-use crate::env_file::EnvFile;
+use crate::env_file::{EnvFile, LeftOut};
 use crate::log_store::ingest::Ingest;
 use crate::log_store::{LogStore, LogStream, NewLine, StatusChange};
 use crate::node_env::NodeEnvs;
@@ -1109,12 +1109,21 @@ impl PreviewRun {
                     names.join(", ")
                 ));
             }
-            if !found.left_out.is_empty() {
-                self.system(format!(
-                    "env: {} in {} left out: previewd sets them, the interpreter reads them at start-up, or they point at a server beside the app that a preview does not have (the launch's env can set them)",
-                    found.left_out.join(", "),
-                    found.file.display()
-                ));
+            for why in LeftOut::ALL {
+                let names: Vec<&str> = found
+                    .left_out
+                    .iter()
+                    .filter(|(_, left)| *left == why)
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                if !names.is_empty() {
+                    self.system(format!(
+                        "env: {} in {} left out: {} (the launch's env can set them)",
+                        names.join(", "),
+                        found.file.display(),
+                        why.describe()
+                    ));
+                }
             }
             given.extend(taken);
         }

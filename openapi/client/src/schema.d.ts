@@ -585,9 +585,10 @@ export interface components {
             variables: string[];
             /**
              * @description The variables it sets that previewd leaves out: those an interpreter reads at start-up
-             *     (`PYTHONPATH`, `NODE_OPTIONS`, ...), the machine's (`PATH`, `HOME`, ...), and those
+             *     (`PYTHONPATH`, `NODE_OPTIONS`, ...), the machine's (`PATH`, `HOME`, ...), those
              *     pointing at a server beside the app, which no preview has (`REDIS_URL=redis://localhost`,
-             *     `DB_HOST=db`).
+             *     `DB_HOST=db`), and those running the app as in production (`NODE_ENV=production`,
+             *     `SECURE_SSL_REDIRECT=True`). The log says which is which.
              */
             left_out: string[];
         };
