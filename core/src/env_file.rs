@@ -316,17 +316,17 @@ pub fn parse(text: &str) -> Vec<(String, String)> {
         let line_end = rest.find('\n').unwrap_or(rest.len());
         let line = rest[..line_end].trim_start();
         let line = line.strip_prefix("export ").map_or(line, str::trim_start);
-        let Some((name, after)) = line.split_once('=') else {
+        // A comment, a blank or malformed line: its name is not a variable's.
+        let assignment = line.split_once('=').filter(|(name, _)| {
+            let name = name.trim_end();
+            name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        let Some((name, after)) = assignment else {
             rest = rest.get(line_end + 1..).unwrap_or("");
             continue;
         };
         let name = name.trim_end();
-        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid || line.starts_with('#') {
-            rest = rest.get(line_end + 1..).unwrap_or("");
-            continue;
-        }
         // Where the value starts in `rest` (`after` ends where the line does), so a quoted
         // one may run past this line.
         let start = line_end - after.len();
@@ -337,7 +337,9 @@ pub fn parse(text: &str) -> Vec<(String, String)> {
                 Some((value, len)) => (value, value_text.len() - trimmed.len() + 1 + len),
                 // No closing quote: the rest of the line, as written.
                 None => (
-                    trimmed[..trimmed.find('\n').unwrap_or(trimmed.len())].to_string(),
+                    trimmed[..trimmed.find('\n').unwrap_or(trimmed.len())]
+                        .trim_end()
+                        .to_string(),
                     0,
                 ),
             },
@@ -449,7 +451,7 @@ mod tests {
     #[test]
     fn unclosed_quotes_and_crlf() {
         assert_eq!(
-            pairs("A=\"open\nB=2\r\nC='x'\r\n"),
+            pairs("A=\"open\r\nB=2\r\nC='x'\r\n"),
             owned(&[("A", "\"open"), ("B", "2"), ("C", "x")])
         );
     }
