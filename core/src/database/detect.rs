@@ -137,8 +137,7 @@ const OTHER_DATABASE_WORDS: &[&str] = &[
 const OTHER_SERVER_WORDS: &[&str] = &["MONGO", "MONGODB", "MYSQL", "MARIADB"];
 
 /// What kind of database a project expects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wants {
     /// A relational database through a library that also runs on SQLite (SQLAlchemy, SQLModel,
     /// Django ORM, Prisma with sqlite provider, Sequelize, Tortoise, Peewee, Knex ...).
@@ -163,8 +162,7 @@ impl Wants {
 }
 
 /// What a split connection variable holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     /// `HOST`, `SERVER`, `HOSTNAME`: a host name or address (for a Unix socket, its folder).
     Host,
@@ -192,7 +190,7 @@ impl Part {
 }
 
 /// How the project talks to its database.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseNeed {
     pub wants: Wants,
     /// The library the URL is shaped for: one of "sqlalchemy", "sqlmodel", "django",
@@ -2516,24 +2514,5 @@ dependencies = [
         assert_eq!(package_of("pg/lib/pool"), Some("pg"));
         assert_eq!(package_of("./db"), None);
         assert_eq!(package_of("node:fs"), None);
-    }
-
-    /// `wants` serializes in lower case, as `/config` shows it.
-    #[test]
-    fn serializes_lowercase() {
-        let n = DatabaseNeed {
-            wants: Wants::Postgres,
-            library: "sqlalchemy".into(),
-            driver: Some("asyncpg".into()),
-            async_engine: true,
-            variables: strings(&["DATABASE_URL"]),
-            parts: vec![("DB_HOST".into(), Part::Host)],
-            postgres_only: None,
-            reason: "r".into(),
-        };
-        let json = serde_json::to_value(&n).unwrap();
-        assert_eq!(json["wants"], "postgres");
-        assert_eq!(json["driver"], "asyncpg");
-        assert_eq!(json["parts"], serde_json::json!([["DB_HOST", "host"]]));
     }
 }
