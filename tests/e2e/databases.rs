@@ -140,6 +140,22 @@ async fn assert_items(
     );
 }
 
+/// Creates the items `names` with `POST create_path`, then checks that `GET list_path` lists
+/// just them, in order.
+async fn create_and_list(
+    client: &Client,
+    generation: &str,
+    session: &str,
+    create_path: &str,
+    list_path: &str,
+    names: &[&str],
+) {
+    for name in names {
+        create_item(client, generation, session, create_path, name).await;
+    }
+    assert_items(client, generation, session, list_path, names).await;
+}
+
 /// Creates item `name` with `POST path` and checks the app's answer names it.
 async fn create_item(client: &Client, generation: &str, session: &str, path: &str, name: &str) {
     let created = post_json(client, generation, session, path, json!({"name": name})).await;
@@ -283,18 +299,11 @@ async fn django_migrates_and_keeps_rows_in_its_own_postgres_database() {
     assert_eq!(connection["host"], "127.0.0.1", "{connection}");
     assert_eq!(connection["port"], pg.port.to_string(), "{connection}");
 
-    create_item(
+    create_and_list(
         &client,
         &generation,
         &launched.session,
         "/items/new/",
-        "first item",
-    )
-    .await;
-    assert_items(
-        &client,
-        &generation,
-        &launched.session,
         "/items/",
         &["first item"],
     )
@@ -557,13 +566,11 @@ async fn sqlalchemy_app_runs_on_embedded_sqlite_and_keeps_rows() {
         format!("sqlite:///{cwd}/previewd.sqlite3"),
         "an absolute sqlite://// URL to previewd.sqlite3 in the working dir"
     );
-    for name in ["one", "two"] {
-        create_item(&client, &generation, &first.session, "/items", name).await;
-    }
-    assert_items(
+    create_and_list(
         &client,
         &generation,
         &first.session,
+        "/items",
         "/items",
         &["one", "two"],
     )
@@ -632,11 +639,11 @@ async fn async_sqlalchemy_app_gets_aiosqlite_for_the_sqlite_file() {
             .is_some_and(|url| url.starts_with("sqlite+aiosqlite:////")),
         "{given}"
     );
-    create_item(&client, &generation, &launched.session, "/items", "async").await;
-    assert_items(
+    create_and_list(
         &client,
         &generation,
         &launched.session,
+        "/items",
         "/items",
         &["async"],
     )
@@ -673,18 +680,11 @@ async fn django_without_a_postgres_server_falls_back_to_sqlite() {
             .is_some_and(|n| n.starts_with('/') && n.ends_with("/previewd.sqlite3")),
         "{connection}"
     );
-    create_item(
+    create_and_list(
         &client,
         &generation,
         &launched.session,
         "/items/new/",
-        "on sqlite",
-    )
-    .await;
-    assert_items(
-        &client,
-        &generation,
-        &launched.session,
         "/items/",
         &["on sqlite"],
     )
@@ -824,8 +824,15 @@ async fn alembic_migrations_run_before_the_app() {
             "{text}"
         );
         assert_eq!(log[upgrade].stream, "system", "{text}");
-        create_item(&client, &generation, &launched.session, "/items", "one").await;
-        assert_items(&client, &generation, &launched.session, "/items", &["one"]).await;
+        create_and_list(
+            &client,
+            &generation,
+            &launched.session,
+            "/items",
+            "/items",
+            &["one"],
+        )
+        .await;
         let stopped = client.stop_preview(&generation).await;
         assert_eq!(stopped.status, 200, "{:?}", stopped.body);
     }
@@ -887,13 +894,11 @@ async fn prisma_client_is_generated_at_install_and_serves_rows_from_postgres() {
     }
     eprintln!("generate: {}", log[done].line);
 
-    for name in ["one", "two"] {
-        create_item(&client, &generation, &launched.session, "/items", name).await;
-    }
-    assert_items(
+    create_and_list(
         &client,
         &generation,
         &launched.session,
+        "/items",
         "/items",
         &["one", "two"],
     )
@@ -1027,13 +1032,11 @@ async fn split_settings_app_gets_postgres_in_its_split_variables() {
     );
     assert_eq!(connected["libpq_password_set"], true, "{connected}");
 
-    for name in ["one", "two"] {
-        create_item(&client, &generation, &launched.session, "/items", name).await;
-    }
-    assert_items(
+    create_and_list(
         &client,
         &generation,
         &launched.session,
+        "/items",
         "/items",
         &["one", "two"],
     )
@@ -1134,13 +1137,11 @@ async fn better_sqlite3_app_gets_its_native_binding_and_keeps_rows() {
         file.starts_with('/') && file.ends_with("/previewd.sqlite3"),
         "the plain path of previewd.sqlite3: {given}"
     );
-    for name in ["one", "two"] {
-        create_item(&client, &generation, &launched.session, "/items", name).await;
-    }
-    assert_items(
+    create_and_list(
         &client,
         &generation,
         &launched.session,
+        "/items",
         "/items",
         &["one", "two"],
     )
