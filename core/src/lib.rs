@@ -36,6 +36,7 @@
 //! - [`envelope`]: the JSON envelope request to a preview's own port.
 //! - [`proxy`]: the transparent reverse proxy at `/preview/{preview_id}/`, streaming any request
 //!   (WebSocket included) to a preview's own port and back.
+//! - [`words`]: wording shared by the lines users read ("1 route", "3 packages").
 
 pub mod api;
 pub mod auth;
@@ -58,3 +59,4 @@ pub mod state;
 pub mod store;
 pub mod supervisor;
 pub mod upload;
+pub mod words;

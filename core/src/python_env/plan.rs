@@ -9,6 +9,7 @@ use super::manifest::{
     count_requirements, refers_to_local_files, requirement_names, unpinned, Manifest,
 };
 use super::pyproject::{self, Dependencies};
+use crate::words::counted;
 
 /// What goes on the install command line after the base requirements file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,8 +111,7 @@ impl InstallPlan {
 
 /// `requirements.txt (12 packages)`.
 fn packages(name: &str, count: usize) -> String {
-    let plural = if count == 1 { "" } else { "s" };
-    format!("{name} ({count} package{plural})")
+    format!("{name} ({})", counted(count, "package"))
 }
 
 /// `a`, `a and b`, `a, b and c`.

@@ -55,6 +55,7 @@ use crate::registry::Registry;
 use crate::runtimes::{self, Runtimes};
 pub use crate::store::LaunchOptions;
 use crate::store::{GenerationRecord, PreviewRecord, PreviewStatus, Store, StoreError};
+use crate::words::counted;
 use activity::Activity;
 use isolation::{Isolation, PreviewFolders};
 use launcher::{LauncherSpec, Provisioned, Run, Spawner};
@@ -1699,9 +1700,4 @@ async fn wait_until_gone(child: &mut Child, tree: &ProcessTree, limit: Duration)
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-/// `n` and `noun`, plural unless `n` is 1: "1 route", "3 routes".
-fn counted(n: usize, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
